@@ -1,0 +1,539 @@
+//! Phase 4, emit: the model as Rust tokens (`quote!`). Generated code
+//! reaches the runtime only through `::flapi::runtime`; every item carries
+//! a doc comment naming the YAML it came from.
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::model::{
+    BindSource, DimValue, Dimension, Endpoint, Field, FieldIn, FieldType, Project, SqlValidation,
+};
+
+pub struct EmitOptions {
+    /// `include_bytes!` every file read, so a proc-macro expansion is
+    /// redone when the project changes (build.rs uses rerun-if-changed).
+    pub track_files: bool,
+}
+
+fn camel(text: &str) -> String {
+    let mut out = String::new();
+    for part in text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'E');
+    }
+    out
+}
+
+fn ident(name: &str) -> Ident {
+    Ident::new(name, Span::call_site())
+}
+
+fn opt<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn opt_str(value: Option<&str>) -> TokenStream {
+    opt(value.map(Literal::string))
+}
+
+fn args_type(endpoint: &Endpoint) -> Ident {
+    format_ident!("{}Args", camel(&endpoint.id))
+}
+
+fn enum_type(endpoint: &Endpoint, field: &Field) -> Ident {
+    format_ident!("{}{}", camel(&endpoint.id), camel(&field.name))
+}
+
+/// Variant names for enum values; unusable or clashing names fall back to
+/// `V<index>`.
+fn enum_variants(values: &[String]) -> Vec<Ident> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let mut name = camel(value);
+        if name == "E" || names.contains(&name) || syn::parse_str::<syn::Ident>(&name).is_err() {
+            name = format!("V{i}");
+        }
+        names.push(name);
+    }
+    names.iter().map(|n| ident(n)).collect()
+}
+
+fn field_in(f: FieldIn) -> TokenStream {
+    match f {
+        FieldIn::Query => quote!(::flapi::runtime::FieldIn::Query),
+        FieldIn::Path => quote!(::flapi::runtime::FieldIn::Path),
+        FieldIn::Header => quote!(::flapi::runtime::FieldIn::Header),
+        FieldIn::Body => quote!(::flapi::runtime::FieldIn::Body),
+    }
+}
+
+/// The Rust type of a field's value (without `Option`).
+fn value_type(endpoint: &Endpoint, field: &Field) -> TokenStream {
+    match &field.ty {
+        FieldType::Int { .. } => quote!(i64),
+        FieldType::Double { .. } => quote!(f64),
+        FieldType::Bool => quote!(bool),
+        FieldType::String { .. } | FieldType::Email => quote!(::std::string::String),
+        FieldType::Enum { .. } => {
+            let t = enum_type(endpoint, field);
+            quote!(#t)
+        }
+        FieldType::Date { .. } => quote!(::flapi::runtime::Date),
+        FieldType::Time { .. } => quote!(::flapi::runtime::Time),
+        FieldType::Timestamp { .. } => quote!(::flapi::runtime::Timestamp),
+        FieldType::Uuid => quote!(::flapi::runtime::Uuid),
+    }
+}
+
+/// A call that parses one field from the request into `Option<T>`.
+fn parse_call(endpoint: &Endpoint, field: &Field, index: usize) -> TokenStream {
+    let name = &field.name;
+    let location = field_in(field.field_in);
+    let default = opt_str(field.default.as_deref());
+    let required = field.required;
+    let raw = quote!(input.raw(#location, #name, #default));
+    let args = quote!(::flapi::runtime::args);
+    match &field.ty {
+        FieldType::Int { min, max } => {
+            let (min, max) = (opt(min.map(Literal::i64_suffixed)), opt(max.map(Literal::i64_suffixed)));
+            quote!(#args::int(&mut errors, #name, #raw, #required, #min, #max))
+        }
+        FieldType::Double { min, max } => {
+            let (min, max) = (opt(min.map(Literal::f64_suffixed)), opt(max.map(Literal::f64_suffixed)));
+            quote!(#args::double(&mut errors, #name, #raw, #required, #min, #max))
+        }
+        FieldType::Bool => quote!(#args::boolean(&mut errors, #name, #raw, #required)),
+        FieldType::String { pattern, min_length, max_length } => {
+            let pattern = match pattern {
+                Some(_) => {
+                    let p = pattern_static(endpoint, index);
+                    quote!(::core::option::Option::Some(&#p))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            let (min, max) = (opt(min_length.map(Literal::u64_suffixed)), opt(max_length.map(Literal::u64_suffixed)));
+            quote!(#args::string(&mut errors, #name, #raw, #required, #pattern, #min, #max))
+        }
+        FieldType::Enum { .. } => {
+            let t = enum_type(endpoint, field);
+            quote!(#args::one_of(&mut errors, #name, #raw, #required, #t::ALLOWED, #t::from_value))
+        }
+        FieldType::Date { min, max } => {
+            let (min, max) = (opt_str(min.as_deref()), opt_str(max.as_deref()));
+            quote!(#args::date(&mut errors, #name, #raw, #required, #min, #max))
+        }
+        FieldType::Time { min, max } => {
+            let (min, max) = (opt_str(min.as_deref()), opt_str(max.as_deref()));
+            quote!(#args::time(&mut errors, #name, #raw, #required, #min, #max))
+        }
+        FieldType::Timestamp { min, max } => {
+            let (min, max) = (opt_str(min.as_deref()), opt_str(max.as_deref()));
+            quote!(#args::timestamp(&mut errors, #name, #raw, #required, #min, #max))
+        }
+        FieldType::Uuid => quote!(#args::uuid(&mut errors, #name, #raw, #required)),
+        FieldType::Email => quote!(#args::email(&mut errors, #name, #raw, #required)),
+    }
+}
+
+/// Module-level static (not an associated const: a const with a `OnceLock`
+/// would be a fresh copy at every use, recompiling the regex per request).
+fn pattern_static(endpoint: &Endpoint, index: usize) -> Ident {
+    format_ident!("{}_FIELD_{}_PATTERN", endpoint.id.to_ascii_uppercase(), index)
+}
+
+fn field_doc(field: &Field) -> String {
+    let mut doc = format!(
+        "`{}` ({} `{}`, {}{})",
+        field.name,
+        field.field_in.as_str(),
+        field.ty.name(),
+        if field.required { "required" } else { "optional" },
+        field.default.as_ref().map(|d| format!(", default `{d}`")).unwrap_or_default()
+    );
+    if let Some(description) = &field.description {
+        doc.push_str(": ");
+        doc.push_str(description);
+    }
+    doc
+}
+
+fn emit_enum(endpoint: &Endpoint, field: &Field) -> TokenStream {
+    let FieldType::Enum { values } = &field.ty else { return TokenStream::new() };
+    let t = enum_type(endpoint, field);
+    let variants = enum_variants(values);
+    let doc = format!("Allowed values of `{}` on `{} {}`.", field.name, endpoint.method, endpoint.url_path);
+    let value_docs = values.iter().map(|v| format!("`{v}`"));
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum #t {
+            #( #[doc = #value_docs] #variants, )*
+        }
+
+        impl #t {
+            /// The values a request may send, in declaration order.
+            pub const ALLOWED: &'static [&'static str] = &[#(#values),*];
+
+            pub fn from_value(value: &str) -> ::core::option::Option<Self> {
+                match value {
+                    #( #values => ::core::option::Option::Some(Self::#variants), )*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    #( Self::#variants => #values, )*
+                }
+            }
+        }
+
+        impl ::flapi::runtime::ToBind for #t {
+            fn to_bind(&self) -> ::flapi::runtime::BindValue {
+                ::flapi::runtime::BindValue::Text(::std::string::String::from(self.as_str()))
+            }
+        }
+    }
+}
+
+fn dimension_expr(endpoint: &Endpoint, dimension: &Dimension) -> TokenStream {
+    match dimension {
+        Dimension::Presence { field } => {
+            let f = &endpoint.fields[*field];
+            let name = ident(&f.rust_name);
+            match (&f.ty, f.is_optional()) {
+                (FieldType::Bool, true) => quote!(self.#name == ::core::option::Option::Some(true)),
+                (FieldType::Bool, false) => quote!(self.#name),
+                (FieldType::String { .. } | FieldType::Email, true) => {
+                    quote!(self.#name.as_deref().is_some_and(|v| !v.is_empty()))
+                }
+                (_, true) => quote!(self.#name.is_some()),
+                (_, false) => quote!(true),
+            }
+        }
+        Dimension::Choice { field } => {
+            let name = ident(&endpoint.fields[*field].rust_name);
+            quote!(self.#name)
+        }
+    }
+}
+
+fn dimension_pattern(endpoint: &Endpoint, dimension: &Dimension, value: &DimValue) -> TokenStream {
+    match (dimension, value) {
+        (Dimension::Choice { field }, DimValue::Choice(choice)) => {
+            let f = &endpoint.fields[*field];
+            let t = enum_type(endpoint, f);
+            let FieldType::Enum { values } = &f.ty else { return quote!(_) };
+            let variants = enum_variants(values);
+            let pattern = match choice {
+                Some(i) => {
+                    let v = &variants[*i];
+                    quote!(#t::#v)
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            if f.is_optional() && choice.is_some() {
+                quote!(::core::option::Option::Some(#pattern))
+            } else {
+                pattern
+            }
+        }
+        (_, DimValue::Present(p)) => quote!(#p),
+        _ => quote!(_),
+    }
+}
+
+fn bind_expr(endpoint: &Endpoint, bind: &BindSource) -> TokenStream {
+    match bind {
+        BindSource::Field(i) => {
+            let name = ident(&endpoint.fields[*i].rust_name);
+            quote!(::flapi::runtime::ToBind::to_bind(&self.#name))
+        }
+        BindSource::Env(name) => quote!(::flapi::runtime::BindValue::Env(#name)),
+    }
+}
+
+fn emit_plan(endpoint: &Endpoint) -> TokenStream {
+    let template = &endpoint.template;
+    let arms: Vec<TokenStream> = template
+        .variants
+        .iter()
+        .map(|variant| {
+            let text = variant.text;
+            let binds = variant.binds.iter().map(|b| bind_expr(endpoint, b));
+            let plan = quote!(::flapi::runtime::Plan { text: #text, binds: ::std::vec![#(#binds),*] });
+            let patterns = template
+                .dimensions
+                .iter()
+                .zip(&variant.key)
+                .map(|(d, v)| dimension_pattern(endpoint, d, v));
+            (quote!((#(#patterns,)*)), plan)
+        })
+        .map(|(pattern, plan)| quote!(#pattern => #plan,))
+        .collect();
+    let body = if template.dimensions.is_empty() {
+        match template.variants.first() {
+            Some(variant) => {
+                let text = variant.text;
+                let binds = variant.binds.iter().map(|b| bind_expr(endpoint, b));
+                quote!(::flapi::runtime::Plan { text: #text, binds: ::std::vec![#(#binds),*] })
+            }
+            None => quote!(::flapi::runtime::Plan { text: 0, binds: ::std::vec![] }),
+        }
+    } else {
+        let key = template.dimensions.iter().map(|d| dimension_expr(endpoint, d));
+        // Unreachable combinations (an absent enum that names an identifier)
+        // were rejected at build time; the fallback keeps the match total.
+        let total = fallback_arm(endpoint);
+        quote! {
+            match (#(#key,)*) {
+                #(#arms)*
+                #total
+            }
+        }
+    };
+    quote! {
+        /// Chooses the SQL text for these arguments and lists its binds.
+        pub fn plan(&self) -> ::flapi::runtime::Plan {
+            #body
+        }
+    }
+}
+
+/// A catch-all arm is needed only when the listed arms are not exhaustive.
+fn fallback_arm(endpoint: &Endpoint) -> TokenStream {
+    let template = &endpoint.template;
+    let mut expected = 1usize;
+    for d in &template.dimensions {
+        expected *= match d {
+            Dimension::Presence { .. } => 2,
+            Dimension::Choice { field } => {
+                let f = &endpoint.fields[*field];
+                let n = match &f.ty {
+                    FieldType::Enum { values } => values.len(),
+                    _ => 0,
+                };
+                n + usize::from(f.is_optional())
+            }
+        };
+    }
+    if template.variants.len() == expected {
+        TokenStream::new()
+    } else {
+        quote!(_ => ::flapi::runtime::Plan { text: usize::MAX, binds: ::std::vec![] },)
+    }
+}
+
+fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
+    let args = args_type(endpoint);
+    let doc = format!(
+        "Arguments of `{} {}`, from `{}` (SQL: `{}`).{}",
+        endpoint.method,
+        endpoint.url_path,
+        endpoint.source,
+        endpoint.template_source,
+        endpoint.description.as_ref().map(|d| format!("\n\n{d}")).unwrap_or_default()
+    );
+    let enums = endpoint.fields.iter().map(|f| emit_enum(endpoint, f));
+    let struct_fields = endpoint.fields.iter().map(|f| {
+        let name = ident(&f.rust_name);
+        let ty = value_type(endpoint, f);
+        let doc = field_doc(f);
+        if f.is_optional() {
+            quote!(#[doc = #doc] pub #name: ::core::option::Option<#ty>,)
+        } else {
+            quote!(#[doc = #doc] pub #name: #ty,)
+        }
+    });
+    let patterns = endpoint.fields.iter().enumerate().filter_map(|(i, f)| match &f.ty {
+        FieldType::String { pattern: Some(p), .. } => {
+            let name = pattern_static(endpoint, i);
+            let doc = format!("Validator of `{}` on `{} {}`, anchored: the whole value must match.", f.name, endpoint.method, endpoint.url_path);
+            Some(quote!(#[doc = #doc] static #name: ::flapi::runtime::Pattern = ::flapi::runtime::Pattern::new(#p);))
+        }
+        _ => None,
+    });
+    let lets = endpoint.fields.iter().enumerate().map(|(i, f)| {
+        let name = ident(&f.rust_name);
+        let call = parse_call(endpoint, f, i);
+        quote!(let #name = #call;)
+    });
+    let present: Vec<Ident> = endpoint.fields.iter().filter(|f| !f.is_optional()).map(|f| ident(&f.rust_name)).collect();
+    let unwrap = if present.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            let (#(::core::option::Option::Some(#present),)*) = (#(#present,)*) else {
+                return ::core::result::Result::Err(errors);
+            };
+        }
+    };
+    let names = endpoint.fields.iter().map(|f| ident(&f.rust_name));
+    let plan = emit_plan(endpoint);
+    let errors_mut = if endpoint.fields.is_empty() { quote!() } else { quote!(mut) };
+    let input_name = if endpoint.fields.is_empty() { quote!(_input) } else { quote!(input) };
+
+    let items = quote! {
+        #(#enums)*
+
+        #(#patterns)*
+
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct #args {
+            #(#struct_fields)*
+        }
+
+        impl #args {
+            /// Validates every field; all problems are reported together.
+            pub fn parse(#input_name: &::flapi::runtime::RequestInput) -> ::core::result::Result<Self, ::flapi::runtime::FieldErrors> {
+                let #errors_mut errors = ::flapi::runtime::FieldErrors::new();
+                #(#lets)*
+                if !errors.is_empty() {
+                    return ::core::result::Result::Err(errors);
+                }
+                #unwrap
+                ::core::result::Result::Ok(Self { #(#names),* })
+            }
+
+            #plan
+
+            /// `parse` then `plan`: the entry the route table points at.
+            pub fn plan_request(input: &::flapi::runtime::RequestInput) -> ::core::result::Result<::flapi::runtime::Plan, ::flapi::runtime::FieldErrors> {
+                Self::parse(input).map(|args| args.plan())
+            }
+        }
+    };
+
+    let id = &endpoint.id;
+    let method = &endpoint.method;
+    let url_path = &endpoint.url_path;
+    let route = &endpoint.route;
+    let source = &endpoint.source;
+    let template_source = &endpoint.template_source;
+    let description = opt_str(endpoint.description.as_deref());
+    let connection = opt_str(endpoint.connection.as_deref());
+    let paginate = endpoint.paginate;
+    let strict = endpoint.strict_fields;
+    let startup = endpoint.sql_validation == SqlValidation::Startup;
+    let field_defs = endpoint.fields.iter().map(|f| {
+        let name = &f.name;
+        let location = field_in(f.field_in);
+        let required = f.required;
+        let ty = f.ty.name();
+        quote!(::flapi::runtime::FieldDef { name: #name, location: #location, required: #required, type_name: #ty })
+    });
+    let texts = endpoint.template.texts.iter().map(|t| {
+        let sql = &t.sql;
+        let paged = opt_str(t.paged_sql.as_deref());
+        let count = opt_str(t.count_sql.as_deref());
+        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, count_sql: #count })
+    });
+    let def = quote! {
+        ::flapi::runtime::EndpointDef {
+            id: #id,
+            method: #method,
+            url_path: #url_path,
+            route: #route,
+            source: #source,
+            template_source: #template_source,
+            description: #description,
+            connection: #connection,
+            paginate: #paginate,
+            strict_fields: #strict,
+            validate_sql_at_startup: #startup,
+            fields: &[#(#field_defs),*],
+            texts: &[#(#texts),*],
+            plan: #args::plan_request,
+        }
+    };
+    (items, def)
+}
+
+pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> TokenStream {
+    let mut items = Vec::new();
+    let mut defs = Vec::new();
+    for endpoint in &project.endpoints {
+        let (item, def) = emit_endpoint(endpoint);
+        items.push(item);
+        defs.push(def);
+    }
+    let name = &project.name;
+    let description = opt_str(project.description.as_deref());
+    let hash = &project.source_hash;
+    let base_dir = project.base_dir.display().to_string();
+    let connections = project.connections.iter().map(|c| {
+        let name = &c.name;
+        let init = opt_str(c.init.as_deref());
+        quote!(::flapi::runtime::ConnectionDef { name: #name, init: #init })
+    });
+    let d = &project.duckdb;
+    let db_path = opt_str(d.db_path.as_deref());
+    let read_only = d.read_only;
+    let threads = opt(d.threads);
+    let max_memory = opt_str(d.max_memory.as_deref());
+    let allowed = &d.allowed_directories;
+    let timeout = d.query_timeout_ms;
+    let pool = opt(d.pool_size);
+    let host = opt_str(project.http_host.as_deref());
+    let port = opt(project.http_port);
+    let default_limit = project.default_limit;
+    let max_limit = project.max_limit;
+    let mut env_vars: Vec<&str> = project
+        .endpoints
+        .iter()
+        .flat_map(|e| e.template.variants.iter().flat_map(|v| v.binds.iter()))
+        .filter_map(|b| match b {
+            BindSource::Env(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    env_vars.sort_unstable();
+    env_vars.dedup();
+    let tracking = if options.track_files {
+        let files = project.files_read.iter().map(|f| f.display().to_string());
+        quote!(#(const _: &[u8] = include_bytes!(#files);)*)
+    } else {
+        TokenStream::new()
+    };
+    let project_doc = format!("The compiled project `{name}`: its settings, routes and SQL.");
+    quote! {
+        #tracking
+
+        #(#items)*
+
+        #[doc = #project_doc]
+        pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef {
+            name: #name,
+            description: #description,
+            source_hash: #hash,
+            base_dir: #base_dir,
+            connections: &[#(#connections),*],
+            duckdb: ::flapi::runtime::DuckdbDef {
+                db_path: #db_path,
+                read_only: #read_only,
+                threads: #threads,
+                max_memory: #max_memory,
+                allowed_directories: &[#(#allowed),*],
+                query_timeout_ms: #timeout,
+                pool_size: #pool,
+            },
+            http_host: #host,
+            http_port: #port,
+            default_limit: #default_limit,
+            max_limit: #max_limit,
+            env_vars: &[#(#env_vars),*],
+            endpoints: &[#(#defs),*],
+            openapi_json: #openapi_json,
+        };
+    }
+}

@@ -1,0 +1,189 @@
+//! Phase 2 output: the project with names resolved, types decided and SQL
+//! templates compiled. Emitters read only these types, never YAML ones.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub description: Option<String>,
+    /// The project folder, absolute; the default base for relative data
+    /// paths at run time.
+    pub base_dir: PathBuf,
+    pub connections: Vec<Connection>,
+    pub duckdb: DuckdbSettings,
+    pub http_host: Option<String>,
+    pub http_port: Option<u16>,
+    pub default_limit: u64,
+    pub max_limit: u64,
+    pub env_whitelist: Vec<String>,
+    pub endpoints: Vec<Endpoint>,
+    /// Every file the build read, for rebuild tracking.
+    pub files_read: Vec<PathBuf>,
+    /// A stable hash of those files' contents, shown by `flapi --version`.
+    pub source_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    pub init: Option<String>,
+    pub properties: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DuckdbSettings {
+    pub db_path: Option<String>,
+    pub read_only: bool,
+    pub threads: Option<u32>,
+    pub max_memory: Option<String>,
+    pub allowed_directories: Vec<String>,
+    pub query_timeout_ms: u64,
+    pub pool_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldIn {
+    Query,
+    Path,
+    Header,
+    Body,
+}
+
+impl FieldIn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldIn::Query => "query",
+            FieldIn::Path => "path",
+            FieldIn::Header => "header",
+            FieldIn::Body => "body",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldType {
+    Int { min: Option<i64>, max: Option<i64> },
+    Double { min: Option<f64>, max: Option<f64> },
+    Bool,
+    String { pattern: Option<String>, min_length: Option<u64>, max_length: Option<u64> },
+    Enum { values: Vec<String> },
+    /// Bounds are ISO 8601 text, validated at build time.
+    Date { min: Option<String>, max: Option<String> },
+    Time { min: Option<String>, max: Option<String> },
+    Timestamp { min: Option<String>, max: Option<String> },
+    Uuid,
+    Email,
+}
+
+impl FieldType {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldType::Int { .. } => "int",
+            FieldType::Double { .. } => "double",
+            FieldType::Bool => "boolean",
+            FieldType::String { .. } => "string",
+            FieldType::Enum { .. } => "enum",
+            FieldType::Date { .. } => "date",
+            FieldType::Time { .. } => "time",
+            FieldType::Timestamp { .. } => "timestamp",
+            FieldType::Uuid => "uuid",
+            FieldType::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    /// Rust identifier of the struct field.
+    pub rust_name: String,
+    pub field_in: FieldIn,
+    pub required: bool,
+    /// Default, already validated against the type, as YAML text.
+    pub default: Option<String>,
+    pub ty: FieldType,
+    pub description: Option<String>,
+}
+
+impl Field {
+    /// The generated struct holds `Option<T>` unless a value is guaranteed.
+    pub fn is_optional(&self) -> bool {
+        !self.required && self.default.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlValidation {
+    /// sqlparser checks every text at build time (default).
+    Build,
+    /// The documented opt-out: DuckDB checks at start-up.
+    Startup,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Stable snake_case name, unique in the project.
+    pub id: String,
+    /// Endpoint YAML file, relative to the project folder.
+    pub source: String,
+    pub template_source: String,
+    pub description: Option<String>,
+    pub method: String,
+    /// flAPI form, `/customers/:id`.
+    pub url_path: String,
+    /// axum form, `/customers/{id}`.
+    pub route: String,
+    pub fields: Vec<Field>,
+    pub connection: Option<String>,
+    pub paginate: bool,
+    pub strict_fields: bool,
+    pub sql_validation: SqlValidation,
+    pub template: CompiledTemplate,
+}
+
+/// What decides which SQL text a request runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dimension {
+    /// Whether an optional (or boolean) field is present/true: a section.
+    Presence { field: usize },
+    /// Which allowed value an enum field has, for identifier sites.
+    Choice { field: usize },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DimValue {
+    Present(bool),
+    /// Index into the enum's values; `None` when the field is absent.
+    Choice(Option<usize>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindSource {
+    Field(usize),
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// One value per dimension, in order.
+    pub key: Vec<DimValue>,
+    /// Index into `CompiledTemplate::texts`.
+    pub text: usize,
+    pub binds: Vec<BindSource>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlText {
+    pub sql: String,
+    /// `sql` wrapped with `LIMIT ? OFFSET ?` (two extra binds at the end).
+    pub paged_sql: Option<String>,
+    pub count_sql: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompiledTemplate {
+    pub dimensions: Vec<Dimension>,
+    pub texts: Vec<SqlText>,
+    pub variants: Vec<Variant>,
+}

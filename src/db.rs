@@ -1,0 +1,385 @@
+//! DuckDB: one database, a pool of connections used off the async runtime,
+//! start-up (init SQL, sandbox, SQL checks) and query execution with a
+//! deadline enforced through DuckDB's interrupt.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use duckdb::types::{TimeUnit, Value};
+use duckdb::{Config, Connection};
+use tokio::sync::Semaphore;
+
+use crate::encode::{Format, RowWriter};
+use crate::runtime::{BindValue, EndpointDef, ProjectDef};
+
+/// Why a query did not produce rows. The message is for the server log
+/// only; clients get a generic text (see `server::ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("query ran past its deadline of {0:?} and was interrupted")]
+    Timeout(Duration),
+    #[error("query failed: {0}")]
+    Failed(String),
+    #[error("the connection pool is closed")]
+    Unavailable,
+}
+
+/// Start-up failures: printed by the binary, never sent to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open DuckDB: {0}")]
+    Open(String),
+    #[error("connection `{connection}`: init SQL failed: {message}")]
+    Init { connection: String, message: String },
+    #[error("cannot apply the DuckDB sandbox setting `{setting}`: {message}")]
+    Sandbox { setting: String, message: String },
+    #[error("endpoint `{endpoint}` ({source_file}): DuckDB rejects its SQL: {message}")]
+    Sql { endpoint: String, source_file: String, message: String },
+    #[error("environment variable `{0}` is used by a template but not set")]
+    MissingEnv(String),
+}
+
+/// Runtime choices that are not in the project (CLI flags, environment).
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Folder that relative data paths resolve against.
+    pub base_dir: PathBuf,
+    pub db_path: Option<PathBuf>,
+    pub pool_size: usize,
+    pub query_timeout: Duration,
+}
+
+impl DbOptions {
+    pub fn for_project(project: &ProjectDef) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        DbOptions {
+            base_dir: PathBuf::from(project.base_dir),
+            db_path: project.duckdb.db_path.map(PathBuf::from),
+            pool_size: project.duckdb.pool_size.map(|n| n as usize).unwrap_or(cores.max(2) * 2),
+            query_timeout: Duration::from_millis(project.duckdb.query_timeout_ms),
+        }
+    }
+}
+
+pub struct Database {
+    connections: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+    query_timeout: Duration,
+    env: HashMap<&'static str, String>,
+}
+
+fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl Database {
+    pub fn open(project: &'static ProjectDef, options: &DbOptions) -> Result<Arc<Self>, StartupError> {
+        let mut env = HashMap::new();
+        for name in project.env_vars {
+            match std::env::var(name) {
+                Ok(value) => {
+                    env.insert(*name, value);
+                }
+                Err(_) => return Err(StartupError::MissingEnv(name.to_string())),
+            }
+        }
+        let open_err = |e: duckdb::Error| StartupError::Open(e.to_string());
+        let mut config = Config::default();
+        if project.duckdb.read_only {
+            config = config.access_mode(duckdb::AccessMode::ReadOnly).map_err(open_err)?;
+        }
+        if let Some(threads) = project.duckdb.threads {
+            config = config.threads(i64::from(threads)).map_err(open_err)?;
+        }
+        if let Some(memory) = project.duckdb.max_memory {
+            config = config.max_memory(memory).map_err(open_err)?;
+        }
+        let db_path = options.db_path.as_ref().map(|p| absolute(&options.base_dir, p));
+        let first = match &db_path {
+            Some(path) => Connection::open_with_flags(path, config),
+            None => Connection::open_in_memory_with_flags(config),
+        }
+        .map_err(open_err)?;
+
+        let base = options.base_dir.display().to_string();
+        first
+            .execute_batch(&format!("SET file_search_path = {}", sql_literal(&base)))
+            .map_err(|e| StartupError::Sandbox { setting: "file_search_path".into(), message: e.to_string() })?;
+        for connection in project.connections {
+            if let Some(init) = connection.init {
+                first.execute_batch(init).map_err(|e| StartupError::Init {
+                    connection: connection.name.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        apply_sandbox(&first, project, &options.base_dir)?;
+
+        for endpoint in project.endpoints {
+            check_endpoint_sql(&first, endpoint)?;
+        }
+
+        let mut connections = Vec::with_capacity(options.pool_size);
+        for _ in 1..options.pool_size.max(1) {
+            connections.push(first.try_clone().map_err(open_err)?);
+        }
+        connections.push(first);
+        for connection in &connections {
+            connection.set_prepared_statement_cache_capacity(512);
+        }
+        Ok(Arc::new(Database {
+            permits: Semaphore::new(connections.len()),
+            connections: Mutex::new(connections),
+            query_timeout: options.query_timeout,
+            env,
+        }))
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread. A deadline
+    /// interrupts the running DuckDB query; the connection is returned to
+    /// the pool afterwards either way.
+    pub async fn with_connection<T, F>(self: &Arc<Self>, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &HashMap<&'static str, String>) -> Result<T, QueryError> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.map_err(|_| QueryError::Unavailable)?;
+        let connection = self
+            .connections
+            .lock()
+            .map_err(|_| QueryError::Unavailable)?
+            .pop()
+            .ok_or(QueryError::Unavailable)?;
+        // `state` is locked by the query thread when it finishes and by the
+        // watchdog when it fires, so an interrupt can only reach this query.
+        let state = Arc::new(Mutex::new(QueryState::Running));
+        let handle = connection.interrupt_handle();
+        let timeout = self.query_timeout;
+        let watchdog = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if let Ok(mut s) = state.lock()
+                    && *s == QueryState::Running
+                {
+                    *s = QueryState::Interrupted;
+                    handle.interrupt();
+                }
+            })
+        };
+        let db = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = f(&connection, &db.env);
+            let interrupted = match state.lock() {
+                Ok(mut s) => {
+                    let was = *s == QueryState::Interrupted;
+                    *s = QueryState::Done;
+                    was
+                }
+                Err(_) => false,
+            };
+            if let Ok(mut pool) = db.connections.lock() {
+                pool.push(connection);
+            }
+            if interrupted { Err(QueryError::Timeout(timeout)) } else { result }
+        })
+        .await;
+        watchdog.abort();
+        joined.map_err(|e| QueryError::Failed(format!("query thread failed: {e}")))?
+    }
+
+    /// Readiness: a trivial query through the pool.
+    pub async fn ping(self: &Arc<Self>) -> bool {
+        self.with_connection(|c, _| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(|e| QueryError::Failed(e.to_string()))
+        })
+        .await
+        .is_ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryState {
+    Running,
+    Interrupted,
+    Done,
+}
+
+fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+/// SPEC §12: after init, SQL may read only the declared data folders, may
+/// not reach the network or install/load extensions, and may not change
+/// any setting again.
+fn apply_sandbox(connection: &Connection, project: &ProjectDef, base: &Path) -> Result<(), StartupError> {
+    let dirs: Vec<String> = project
+        .duckdb
+        .allowed_directories
+        .iter()
+        .map(|d| {
+            let path = absolute(base, Path::new(d));
+            let path = path.canonicalize().unwrap_or(path);
+            let mut text = path.display().to_string();
+            if !text.ends_with('/') {
+                text.push('/');
+            }
+            sql_literal(&text)
+        })
+        .collect();
+    let settings = [
+        ("allowed_directories", format!("SET allowed_directories = [{}]", dirs.join(", "))),
+        ("enable_external_access", "SET enable_external_access = false".to_string()),
+        ("autoinstall_known_extensions", "SET autoinstall_known_extensions = false".to_string()),
+        ("autoload_known_extensions", "SET autoload_known_extensions = false".to_string()),
+        ("allow_community_extensions", "SET allow_community_extensions = false".to_string()),
+        ("lock_configuration", "SET lock_configuration = true".to_string()),
+    ];
+    for (setting, sql) in settings {
+        connection
+            .execute_batch(&sql)
+            .map_err(|e| StartupError::Sandbox { setting: setting.to_string(), message: e.to_string() })?;
+    }
+    Ok(())
+}
+
+/// Every SQL text of an endpoint must prepare. For the `startup` opt-out,
+/// DuckDB's own parser first proves the text is exactly one SELECT without
+/// running anything: `prepare` would execute all but the last statement of
+/// a multi-statement string.
+fn check_endpoint_sql(connection: &Connection, endpoint: &EndpointDef) -> Result<(), StartupError> {
+    let fail = |message: String| StartupError::Sql {
+        endpoint: endpoint.id.to_string(),
+        source_file: endpoint.source.to_string(),
+        message,
+    };
+    for text in endpoint.texts {
+        if endpoint.validate_sql_at_startup {
+            check_single_select(connection, text.sql).map_err(fail)?;
+        }
+        for sql in [Some(text.sql), text.paged_sql, text.count_sql].into_iter().flatten() {
+            connection.prepare_cached(sql).map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Functions no endpoint may call (mirrors the build-time list).
+const FORBIDDEN_FUNCTIONS: &[&str] = &["query", "query_table", "getenv"];
+
+fn check_single_select(connection: &Connection, sql: &str) -> Result<(), String> {
+    let json: String = connection
+        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    let parsed: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    if parsed.get("error").and_then(|e| e.as_bool()) != Some(false) {
+        let message = parsed.get("error_message").and_then(|m| m.as_str()).unwrap_or("not a single SELECT statement");
+        return Err(format!("not exactly one read-only SELECT: {message}"));
+    }
+    let count = parsed.get("statements").and_then(|s| s.as_array()).map(|s| s.len()).unwrap_or(0);
+    if count != 1 {
+        return Err(format!("a read endpoint must be exactly one SQL statement, found {count}"));
+    }
+    let mut stack = vec![&parsed];
+    while let Some(node) = stack.pop() {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(name) = map.get("function_name").and_then(|n| n.as_str())
+                    && FORBIDDEN_FUNCTIONS.contains(&name.to_ascii_lowercase().as_str())
+                {
+                    return Err(format!("function `{name}` is not allowed in endpoint SQL"));
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn to_value(bind: &BindValue, env: &HashMap<&'static str, String>) -> Value {
+    const EPOCH: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    match bind {
+        BindValue::Null => Value::Null,
+        BindValue::Int(v) => Value::BigInt(*v),
+        BindValue::Double(v) => Value::Double(*v),
+        BindValue::Bool(v) => Value::Boolean(*v),
+        BindValue::Text(v) => Value::Text(v.clone()),
+        BindValue::Date(d) => Value::Date32((*d - EPOCH).num_days() as i32),
+        BindValue::Time(t) => {
+            let micros = (*t - chrono::NaiveTime::MIN).num_microseconds().unwrap_or(0);
+            Value::Time64(TimeUnit::Microsecond, micros)
+        }
+        BindValue::Timestamp(ts) => Value::Timestamp(TimeUnit::Microsecond, ts.and_utc().timestamp_micros()),
+        BindValue::Env(name) => env.get(name).map(|v| Value::Text(v.clone())).unwrap_or(Value::Null),
+    }
+}
+
+/// One page of an endpoint's result, already encoded.
+pub struct PageResult {
+    pub body: Vec<u8>,
+    pub rows: u64,
+    /// Rows the query returns without LIMIT/OFFSET, for paginated reads.
+    pub total: Option<u64>,
+}
+
+/// Pagination window for paginated endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Runs the chosen text with its binds and encodes the rows in `format`.
+pub fn run_query(
+    connection: &Connection,
+    env: &HashMap<&'static str, String>,
+    endpoint: &EndpointDef,
+    text: usize,
+    binds: &[BindValue],
+    page: Option<Page>,
+    format: Format,
+) -> Result<PageResult, QueryError> {
+    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let sql_text = endpoint
+        .texts
+        .get(text)
+        .ok_or_else(|| QueryError::Failed(format!("plan chose SQL text {text}, which does not exist")))?;
+    let mut values: Vec<Value> = binds.iter().map(|b| to_value(b, env)).collect();
+    let sql = match (page, sql_text.paged_sql) {
+        (Some(page), Some(paged)) => {
+            values.push(Value::BigInt(page.limit as i64));
+            values.push(Value::BigInt(page.offset as i64));
+            paged
+        }
+        _ => sql_text.sql,
+    };
+    let mut statement = connection.prepare_cached(sql).map_err(failed)?;
+    let mut rows = statement.query(duckdb::params_from_iter(values.iter())).map_err(failed)?;
+    let columns: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    let mut writer = RowWriter::new(format, &columns);
+    let mut count = 0u64;
+    while let Some(row) = rows.next().map_err(failed)? {
+        writer.row(row).map_err(failed)?;
+        count += 1;
+    }
+    drop(rows);
+    drop(statement);
+    let total = match (page, sql_text.count_sql) {
+        // The page is not full and starts at 0: the total is what we read.
+        (Some(page), _) if page.offset == 0 && count < page.limit => Some(count),
+        (Some(_), Some(count_sql)) => {
+            let bound: Vec<Value> = binds.iter().map(|b| to_value(b, env)).collect();
+            let mut statement = connection.prepare_cached(count_sql).map_err(failed)?;
+            let total: i64 = statement
+                .query_row(duckdb::params_from_iter(bound.iter()), |r| r.get(0))
+                .map_err(failed)?;
+            Some(total.max(0) as u64)
+        }
+        _ => None,
+    };
+    Ok(PageResult { body: writer.finish(), rows: count, total })
+}

@@ -1,0 +1,187 @@
+//! The `flapi` binary: serves the project compiled into it, or tells what
+//! was compiled in. Runtime settings come from flags and environment
+//! variables, never from rebuilding.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flapi::project::PROJECT;
+use flapi::{DbOptions, app, serve};
+
+fn version() -> &'static str {
+    Box::leak(
+        format!(
+            "{} (project `{}`, sources {})",
+            env!("CARGO_PKG_VERSION"),
+            PROJECT.name,
+            PROJECT.source_hash
+        )
+        .into_boxed_str(),
+    )
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "flapi", version = version(), about = "Serves the SQL endpoints compiled into this binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the project (the default).
+    Serve(ServeArgs),
+    /// List the compiled routes.
+    Routes,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address to bind (default: the project's http-host, else 127.0.0.1).
+    #[arg(long, env = "FLAPI_HOST")]
+    host: Option<IpAddr>,
+    /// Port to bind (default: the project's http-port, else 8080; 0 picks a free one).
+    #[arg(long, env = "FLAPI_PORT")]
+    port: Option<u16>,
+    /// Folder that relative data paths resolve against (default: the project folder at build time).
+    #[arg(long, env = "FLAPI_PROJECT_DIR")]
+    project_dir: Option<PathBuf>,
+    /// DuckDB database file (default: the project's duckdb.db_path, else in memory).
+    #[arg(long, env = "FLAPI_DB_PATH")]
+    db_path: Option<PathBuf>,
+    /// Per-query deadline in milliseconds (default: the project's duckdb.query-timeout-ms).
+    #[arg(long, env = "FLAPI_QUERY_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    query_timeout_ms: Option<u64>,
+    /// DuckDB connections in the pool.
+    #[arg(long, env = "FLAPI_POOL_SIZE", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pool_size: Option<u64>,
+    #[arg(long, env = "FLAPI_LOG_LEVEL", value_enum, default_value = "info")]
+    log_level: LogLevel,
+    #[arg(long, env = "FLAPI_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn init_logging(args: &ServeArgs) {
+    let level = match args.log_level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,h2=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Routes) => {
+            for e in PROJECT.endpoints {
+                println!("{:<6} {:<32} {}", e.method, e.url_path, e.source);
+            }
+            ExitCode::SUCCESS
+        }
+        Some(Command::Openapi) => {
+            println!("{}", PROJECT.openapi_json);
+            ExitCode::SUCCESS
+        }
+        Some(Command::Serve(args)) => run(args),
+        None => run(cli.serve),
+    }
+}
+
+fn run(args: ServeArgs) -> ExitCode {
+    init_logging(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let started = Instant::now();
+        let mut options = DbOptions::for_project(&PROJECT);
+        if let Some(dir) = args.project_dir {
+            options.base_dir = dir;
+        } else if !options.base_dir.is_dir() {
+            // Deployed away from the build machine: data paths are relative
+            // to the working directory.
+            options.base_dir = std::env::current_dir().unwrap_or_default();
+        }
+        if let Some(path) = args.db_path {
+            options.db_path = Some(path);
+        }
+        if let Some(ms) = args.query_timeout_ms {
+            options.query_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = args.pool_size {
+            options.pool_size = n as usize;
+        }
+        let app = match tokio::task::spawn_blocking(move || app(&PROJECT, &options)).await {
+            Ok(Ok(app)) => app,
+            Ok(Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: start-up failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let host = args
+            .host
+            .or_else(|| PROJECT.http_host.and_then(|h| h.parse().ok()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let port = args.port.or(PROJECT.http_port).unwrap_or(8080);
+        let addr = SocketAddr::new(host, port);
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot bind {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let local = listener.local_addr().unwrap_or(addr);
+        tracing::info!(
+            project = PROJECT.name,
+            endpoints = PROJECT.endpoints.len(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "listening on http://{local}"
+        );
+        match serve(listener, app.router).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: server failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

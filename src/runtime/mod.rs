@@ -1,0 +1,281 @@
+//! The only surface generated code may use. Changing anything public here
+//! is an API change for every compiled project: keep it small.
+//!
+//! Generated code describes a project as static data ([`ProjectDef`]) and
+//! provides, per endpoint, a function that validates a request into typed
+//! arguments and picks a precompiled SQL text with its binds ([`Plan`]).
+
+pub mod args;
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+pub use chrono::{NaiveDate as Date, NaiveDateTime as Timestamp, NaiveTime as Time};
+pub use uuid::Uuid;
+
+/// A compiled project: settings, connections and routes.
+#[derive(Debug)]
+pub struct ProjectDef {
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    /// Hash of the project's source files, shown by `flapi --version`.
+    pub source_hash: &'static str,
+    /// The project folder at build time; the default base for data paths.
+    pub base_dir: &'static str,
+    pub connections: &'static [ConnectionDef],
+    pub duckdb: DuckdbDef,
+    pub http_host: Option<&'static str>,
+    pub http_port: Option<u16>,
+    pub default_limit: u64,
+    pub max_limit: u64,
+    /// Environment variables templates bind (`{{ env.NAME }}`), read at
+    /// start-up; a missing one stops the server from starting.
+    pub env_vars: &'static [&'static str],
+    pub endpoints: &'static [EndpointDef],
+    pub openapi_json: &'static str,
+}
+
+#[derive(Debug)]
+pub struct ConnectionDef {
+    pub name: &'static str,
+    /// SQL run once at start-up, before the sandbox is locked.
+    pub init: Option<&'static str>,
+}
+
+#[derive(Debug)]
+pub struct DuckdbDef {
+    pub db_path: Option<&'static str>,
+    pub read_only: bool,
+    pub threads: Option<u32>,
+    pub max_memory: Option<&'static str>,
+    /// Folders (relative to the project folder unless absolute) that SQL
+    /// may read once the sandbox is on.
+    pub allowed_directories: &'static [&'static str],
+    pub query_timeout_ms: u64,
+    pub pool_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldIn {
+    Query,
+    Path,
+    Header,
+    Body,
+}
+
+#[derive(Debug)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub location: FieldIn,
+    pub required: bool,
+    pub type_name: &'static str,
+}
+
+/// One SQL text of an endpoint; `?` marks every bound value.
+#[derive(Debug)]
+pub struct SqlTextDef {
+    pub sql: &'static str,
+    /// `sql` wrapped in `LIMIT ? OFFSET ?` for paginated endpoints.
+    pub paged_sql: Option<&'static str>,
+    pub count_sql: Option<&'static str>,
+}
+
+pub type PlanFn = fn(&RequestInput) -> Result<Plan, FieldErrors>;
+
+#[derive(Debug)]
+pub struct EndpointDef {
+    pub id: &'static str,
+    pub method: &'static str,
+    /// flAPI form, `/customers/:id`.
+    pub url_path: &'static str,
+    /// axum form, `/customers/{id}`.
+    pub route: &'static str,
+    pub source: &'static str,
+    pub template_source: &'static str,
+    pub description: Option<&'static str>,
+    pub connection: Option<&'static str>,
+    pub paginate: bool,
+    /// flAPI's `request-fields-validation`: unknown query fields are a 400.
+    pub strict_fields: bool,
+    /// The `sql-validation: startup` opt-out: DuckDB checks the texts when
+    /// the server starts.
+    pub validate_sql_at_startup: bool,
+    pub fields: &'static [FieldDef],
+    pub texts: &'static [SqlTextDef],
+    pub plan: PlanFn,
+}
+
+/// What to run for one request: an index into the endpoint's texts and the
+/// values for its `?` placeholders, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub text: usize,
+    pub binds: Vec<BindValue>,
+}
+
+/// A typed value for one `?`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindValue {
+    Null,
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Text(String),
+    Date(Date),
+    Time(Time),
+    Timestamp(Timestamp),
+    /// A whitelisted environment variable, read at start-up.
+    Env(&'static str),
+}
+
+pub trait ToBind {
+    fn to_bind(&self) -> BindValue;
+}
+
+impl ToBind for i64 {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Int(*self)
+    }
+}
+impl ToBind for f64 {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Double(*self)
+    }
+}
+impl ToBind for bool {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Bool(*self)
+    }
+}
+impl ToBind for String {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Text(self.clone())
+    }
+}
+impl ToBind for Date {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Date(*self)
+    }
+}
+impl ToBind for Time {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Time(*self)
+    }
+}
+impl ToBind for Timestamp {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Timestamp(*self)
+    }
+}
+impl ToBind for Uuid {
+    fn to_bind(&self) -> BindValue {
+        BindValue::Text(self.hyphenated().to_string())
+    }
+}
+impl<T: ToBind> ToBind for Option<T> {
+    fn to_bind(&self) -> BindValue {
+        match self {
+            Some(value) => value.to_bind(),
+            None => BindValue::Null,
+        }
+    }
+}
+
+/// A request's raw fields, as the transport delivered them.
+#[derive(Debug, Default, Clone)]
+pub struct RequestInput {
+    pub path: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One field's raw value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw<'a> {
+    Missing,
+    Value(Cow<'a, str>),
+    /// Sent more than once (`?a=1&a=2`): ambiguous, rejected.
+    Repeated,
+    /// A JSON body value that is not a scalar.
+    NotScalar,
+}
+
+impl RequestInput {
+    /// The raw value of a field; `default` stands in when it is absent.
+    pub fn raw(&self, location: FieldIn, name: &str, default: Option<&'static str>) -> Raw<'_> {
+        let found = match location {
+            FieldIn::Path => one(self.path.iter().filter(|(k, _)| k == name)),
+            FieldIn::Query => one(self.query.iter().filter(|(k, _)| k == name)),
+            FieldIn::Header => one(self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name))),
+            FieldIn::Body => match self.body.as_ref().and_then(|b| b.get(name)) {
+                None | Some(serde_json::Value::Null) => Raw::Missing,
+                Some(serde_json::Value::String(s)) => Raw::Value(Cow::Borrowed(s)),
+                Some(serde_json::Value::Number(n)) => Raw::Value(Cow::Owned(n.to_string())),
+                Some(serde_json::Value::Bool(b)) => Raw::Value(Cow::Owned(b.to_string())),
+                Some(_) => Raw::NotScalar,
+            },
+        };
+        match (found, default) {
+            (Raw::Missing, Some(d)) => Raw::Value(Cow::Borrowed(d)),
+            (found, _) => found,
+        }
+    }
+}
+
+fn one<'a>(mut values: impl Iterator<Item = &'a (String, String)>) -> Raw<'a> {
+    match (values.next(), values.next()) {
+        (None, _) => Raw::Missing,
+        (Some((_, v)), None) => Raw::Value(Cow::Borrowed(v)),
+        (Some(_), Some(_)) => Raw::Repeated,
+    }
+}
+
+/// A problem with one request field, safe to show the client: it names the
+/// field and the rule, never echoes the value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.to_string(), message: message.into() });
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|e| e.field == field)
+    }
+}
+
+/// A regex validator, anchored, compiled on first use. The pattern was
+/// checked at build time; should it still fail to compile, every value is
+/// rejected rather than accepted.
+#[derive(Debug)]
+pub struct Pattern {
+    source: &'static str,
+    compiled: OnceLock<Option<regex::Regex>>,
+}
+
+impl Pattern {
+    pub const fn new(source: &'static str) -> Self {
+        Pattern { source, compiled: OnceLock::new() }
+    }
+
+    pub fn is_match(&self, value: &str) -> bool {
+        self.compiled
+            .get_or_init(|| regex::Regex::new(&format!("^(?:{})$", self.source)).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(value))
+    }
+}
