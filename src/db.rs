@@ -36,7 +36,11 @@ pub enum StartupError {
     #[error("cannot apply the DuckDB sandbox setting `{setting}`: {message}")]
     Sandbox { setting: String, message: String },
     #[error("endpoint `{endpoint}` ({source_file}): DuckDB rejects its SQL: {message}")]
-    Sql { endpoint: String, source_file: String, message: String },
+    Sql {
+        endpoint: String,
+        source_file: String,
+        message: String,
+    },
     #[error("environment variable `{0}` is used by a template but not set")]
     MissingEnv(String),
 }
@@ -53,11 +57,17 @@ pub struct DbOptions {
 
 impl DbOptions {
     pub fn for_project(project: &ProjectDef) -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         DbOptions {
             base_dir: PathBuf::from(project.base_dir),
             db_path: project.duckdb.db_path.map(PathBuf::from),
-            pool_size: project.duckdb.pool_size.map(|n| n as usize).unwrap_or(cores.max(2) * 2),
+            pool_size: project
+                .duckdb
+                .pool_size
+                .map(|n| n as usize)
+                .unwrap_or(cores.max(2) * 2),
             query_timeout: Duration::from_millis(project.duckdb.query_timeout_ms),
         }
     }
@@ -75,7 +85,10 @@ fn sql_literal(text: &str) -> String {
 }
 
 impl Database {
-    pub fn open(project: &'static ProjectDef, options: &DbOptions) -> Result<Arc<Self>, StartupError> {
+    pub fn open(
+        project: &'static ProjectDef,
+        options: &DbOptions,
+    ) -> Result<Arc<Self>, StartupError> {
         let mut env = HashMap::new();
         for name in project.env_vars {
             match std::env::var(name) {
@@ -88,7 +101,9 @@ impl Database {
         let open_err = |e: duckdb::Error| StartupError::Open(e.to_string());
         let mut config = Config::default();
         if project.duckdb.read_only {
-            config = config.access_mode(duckdb::AccessMode::ReadOnly).map_err(open_err)?;
+            config = config
+                .access_mode(duckdb::AccessMode::ReadOnly)
+                .map_err(open_err)?;
         }
         if let Some(threads) = project.duckdb.threads {
             config = config.threads(i64::from(threads)).map_err(open_err)?;
@@ -96,7 +111,10 @@ impl Database {
         if let Some(memory) = project.duckdb.max_memory {
             config = config.max_memory(memory).map_err(open_err)?;
         }
-        let db_path = options.db_path.as_ref().map(|p| absolute(&options.base_dir, p));
+        let db_path = options
+            .db_path
+            .as_ref()
+            .map(|p| absolute(&options.base_dir, p));
         let first = match &db_path {
             Some(path) => Connection::open_with_flags(path, config),
             None => Connection::open_in_memory_with_flags(config),
@@ -106,7 +124,10 @@ impl Database {
         let base = options.base_dir.display().to_string();
         first
             .execute_batch(&format!("SET file_search_path = {}", sql_literal(&base)))
-            .map_err(|e| StartupError::Sandbox { setting: "file_search_path".into(), message: e.to_string() })?;
+            .map_err(|e| StartupError::Sandbox {
+                setting: "file_search_path".into(),
+                message: e.to_string(),
+            })?;
         for connection in project.connections {
             if let Some(init) = connection.init {
                 first.execute_batch(init).map_err(|e| StartupError::Init {
@@ -143,9 +164,15 @@ impl Database {
     pub async fn with_connection<T, F>(self: &Arc<Self>, f: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &HashMap<&'static str, String>) -> Result<T, QueryError> + Send + 'static,
+        F: FnOnce(&Connection, &HashMap<&'static str, String>) -> Result<T, QueryError>
+            + Send
+            + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| QueryError::Unavailable)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| QueryError::Unavailable)?;
         let connection = self
             .connections
             .lock()
@@ -183,7 +210,11 @@ impl Database {
             if let Ok(mut pool) = db.connections.lock() {
                 pool.push(connection);
             }
-            if interrupted { Err(QueryError::Timeout(timeout)) } else { result }
+            if interrupted {
+                Err(QueryError::Timeout(timeout))
+            } else {
+                result
+            }
         })
         .await;
         watchdog.abort();
@@ -193,7 +224,8 @@ impl Database {
     /// Readiness: a trivial query through the pool.
     pub async fn ping(self: &Arc<Self>) -> bool {
         self.with_connection(|c, _| {
-            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(|e| QueryError::Failed(e.to_string()))
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| QueryError::Failed(e.to_string()))
         })
         .await
         .is_ok()
@@ -207,40 +239,76 @@ enum QueryState {
     Done,
 }
 
+fn with_slash(dir: &str) -> String {
+    if dir.ends_with('/') {
+        dir.to_string()
+    } else {
+        format!("{dir}/")
+    }
+}
+
 fn absolute(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
 }
 
 /// SPEC §12: after init, SQL may read only the declared data folders, may
 /// not reach the network or install/load extensions, and may not change
 /// any setting again.
-fn apply_sandbox(connection: &Connection, project: &ProjectDef, base: &Path) -> Result<(), StartupError> {
-    let dirs: Vec<String> = project
-        .duckdb
-        .allowed_directories
-        .iter()
-        .map(|d| {
-            let path = absolute(base, Path::new(d));
-            let path = path.canonicalize().unwrap_or(path);
-            let mut text = path.display().to_string();
-            if !text.ends_with('/') {
-                text.push('/');
-            }
-            sql_literal(&text)
-        })
-        .collect();
+fn apply_sandbox(
+    connection: &Connection,
+    project: &ProjectDef,
+    base: &Path,
+) -> Result<(), StartupError> {
+    // Each folder is allowed in absolute form and, when the project names
+    // it relatively, in that form too: DuckDB checks the path as written
+    // (`data/x.csv`, resolved through `file_search_path`) and rejects `..`.
+    let mut dirs: Vec<String> = Vec::new();
+    for dir in project.duckdb.allowed_directories {
+        let path = absolute(base, Path::new(dir));
+        let path = path.canonicalize().unwrap_or(path);
+        dirs.push(with_slash(&path.display().to_string()));
+        if Path::new(dir).is_relative() {
+            dirs.push(with_slash(dir.trim_start_matches("./")));
+        }
+    }
+    let dirs: Vec<String> = dirs.iter().map(|d| sql_literal(d)).collect();
     let settings = [
-        ("allowed_directories", format!("SET allowed_directories = [{}]", dirs.join(", "))),
-        ("enable_external_access", "SET enable_external_access = false".to_string()),
-        ("autoinstall_known_extensions", "SET autoinstall_known_extensions = false".to_string()),
-        ("autoload_known_extensions", "SET autoload_known_extensions = false".to_string()),
-        ("allow_community_extensions", "SET allow_community_extensions = false".to_string()),
-        ("lock_configuration", "SET lock_configuration = true".to_string()),
+        (
+            "allowed_directories",
+            format!("SET allowed_directories = [{}]", dirs.join(", ")),
+        ),
+        (
+            "enable_external_access",
+            "SET enable_external_access = false".to_string(),
+        ),
+        (
+            "autoinstall_known_extensions",
+            "SET autoinstall_known_extensions = false".to_string(),
+        ),
+        (
+            "autoload_known_extensions",
+            "SET autoload_known_extensions = false".to_string(),
+        ),
+        (
+            "allow_community_extensions",
+            "SET allow_community_extensions = false".to_string(),
+        ),
+        (
+            "lock_configuration",
+            "SET lock_configuration = true".to_string(),
+        ),
     ];
     for (setting, sql) in settings {
         connection
             .execute_batch(&sql)
-            .map_err(|e| StartupError::Sandbox { setting: setting.to_string(), message: e.to_string() })?;
+            .map_err(|e| StartupError::Sandbox {
+                setting: setting.to_string(),
+                message: e.to_string(),
+            })?;
     }
     Ok(())
 }
@@ -259,8 +327,13 @@ fn check_endpoint_sql(connection: &Connection, endpoint: &EndpointDef) -> Result
         if endpoint.validate_sql_at_startup {
             check_single_select(connection, text.sql).map_err(fail)?;
         }
-        for sql in [Some(text.sql), text.paged_sql, text.count_sql].into_iter().flatten() {
-            connection.prepare_cached(sql).map_err(|e| fail(e.to_string()))?;
+        for sql in [Some(text.sql), text.paged_sql, text.count_sql]
+            .into_iter()
+            .flatten()
+        {
+            connection
+                .prepare_cached(sql)
+                .map_err(|e| fail(e.to_string()))?;
         }
     }
     Ok(())
@@ -275,12 +348,21 @@ fn check_single_select(connection: &Connection, sql: &str) -> Result<(), String>
         .map_err(|e| e.to_string())?;
     let parsed: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
     if parsed.get("error").and_then(|e| e.as_bool()) != Some(false) {
-        let message = parsed.get("error_message").and_then(|m| m.as_str()).unwrap_or("not a single SELECT statement");
+        let message = parsed
+            .get("error_message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("not a single SELECT statement");
         return Err(format!("not exactly one read-only SELECT: {message}"));
     }
-    let count = parsed.get("statements").and_then(|s| s.as_array()).map(|s| s.len()).unwrap_or(0);
+    let count = parsed
+        .get("statements")
+        .and_then(|s| s.as_array())
+        .map(|s| s.len())
+        .unwrap_or(0);
     if count != 1 {
-        return Err(format!("a read endpoint must be exactly one SQL statement, found {count}"));
+        return Err(format!(
+            "a read endpoint must be exactly one SQL statement, found {count}"
+        ));
     }
     let mut stack = vec![&parsed];
     while let Some(node) = stack.pop() {
@@ -301,7 +383,8 @@ fn check_single_select(connection: &Connection, sql: &str) -> Result<(), String>
 }
 
 fn to_value(bind: &BindValue, env: &HashMap<&'static str, String>) -> Value {
-    const EPOCH: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    const EPOCH: chrono::NaiveDate =
+        chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     match bind {
         BindValue::Null => Value::Null,
         BindValue::Int(v) => Value::BigInt(*v),
@@ -310,11 +393,18 @@ fn to_value(bind: &BindValue, env: &HashMap<&'static str, String>) -> Value {
         BindValue::Text(v) => Value::Text(v.clone()),
         BindValue::Date(d) => Value::Date32((*d - EPOCH).num_days() as i32),
         BindValue::Time(t) => {
-            let micros = (*t - chrono::NaiveTime::MIN).num_microseconds().unwrap_or(0);
+            let micros = (*t - chrono::NaiveTime::MIN)
+                .num_microseconds()
+                .unwrap_or(0);
             Value::Time64(TimeUnit::Microsecond, micros)
         }
-        BindValue::Timestamp(ts) => Value::Timestamp(TimeUnit::Microsecond, ts.and_utc().timestamp_micros()),
-        BindValue::Env(name) => env.get(name).map(|v| Value::Text(v.clone())).unwrap_or(Value::Null),
+        BindValue::Timestamp(ts) => {
+            Value::Timestamp(TimeUnit::Microsecond, ts.and_utc().timestamp_micros())
+        }
+        BindValue::Env(name) => env
+            .get(name)
+            .map(|v| Value::Text(v.clone()))
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -344,10 +434,9 @@ pub fn run_query(
     format: Format,
 ) -> Result<PageResult, QueryError> {
     let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
-    let sql_text = endpoint
-        .texts
-        .get(text)
-        .ok_or_else(|| QueryError::Failed(format!("plan chose SQL text {text}, which does not exist")))?;
+    let sql_text = endpoint.texts.get(text).ok_or_else(|| {
+        QueryError::Failed(format!("plan chose SQL text {text}, which does not exist"))
+    })?;
     let mut values: Vec<Value> = binds.iter().map(|b| to_value(b, env)).collect();
     let sql = match (page, sql_text.paged_sql) {
         (Some(page), Some(paged)) => {
@@ -358,7 +447,9 @@ pub fn run_query(
         _ => sql_text.sql,
     };
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
-    let mut rows = statement.query(duckdb::params_from_iter(values.iter())).map_err(failed)?;
+    let mut rows = statement
+        .query(duckdb::params_from_iter(values.iter()))
+        .map_err(failed)?;
     let columns: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
     let mut writer = RowWriter::new(format, &columns);
     let mut count = 0u64;
@@ -381,5 +472,9 @@ pub fn run_query(
         }
         _ => None,
     };
-    Ok(PageResult { body: writer.finish(), rows: count, total })
+    Ok(PageResult {
+        body: writer.finish(),
+        rows: count,
+        total,
+    })
 }

@@ -105,7 +105,9 @@ impl RowWriter {
 }
 
 fn write_csv_record(buf: &mut Vec<u8>, fields: &[&[u8]]) {
-    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
     let _ = writer.write_record(fields);
     if let Ok(bytes) = writer.into_inner() {
         buf.extend_from_slice(&bytes);
@@ -149,8 +151,17 @@ pub fn time_text(unit: TimeUnit, value: i64) -> String {
     let micros = unit.to_micros(value);
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
-    let base = format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
-    if frac == 0 { base } else { format!("{base}.{frac:06}") }
+    let base = format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    if frac == 0 {
+        base
+    } else {
+        format!("{base}.{frac:06}")
+    }
 }
 
 pub fn timestamp_text(unit: TimeUnit, value: i64) -> String {
@@ -203,7 +214,11 @@ fn write_ref(buf: &mut Vec<u8>, value: ValueRef<'_>, mode: Mode) {
         }
         ValueRef::Date32(days) => quoted(buf, date_text(days)),
         ValueRef::Time64(unit, v) => quoted(buf, time_text(unit, v)),
-        ValueRef::Interval { months, days, nanos } => quoted(buf, interval_text(months, days, nanos)),
+        ValueRef::Interval {
+            months,
+            days,
+            nanos,
+        } => quoted(buf, interval_text(months, days, nanos)),
         // Lists, structs, maps, enums, unions: through the owned form.
         nested => match nested.to_owned() {
             Value::Enum(text) => write_str(buf, &text, mode),
@@ -233,12 +248,18 @@ fn write_value(buf: &mut Vec<u8>, value: &Value) {
         Value::Decimal(d) => write_display(buf, d),
         Value::Timestamp(unit, v) => write_str(buf, &timestamp_text(*unit, *v), mode),
         Value::Text(text) | Value::Enum(text) => write_str(buf, text, mode),
-        Value::Blob(bytes) | Value::Geometry(bytes) => {
-            write_str(buf, &base64::engine::general_purpose::STANDARD.encode(bytes), mode)
-        }
+        Value::Blob(bytes) | Value::Geometry(bytes) => write_str(
+            buf,
+            &base64::engine::general_purpose::STANDARD.encode(bytes),
+            mode,
+        ),
         Value::Date32(days) => write_str(buf, &date_text(*days), mode),
         Value::Time64(unit, v) => write_str(buf, &time_text(*unit, *v), mode),
-        Value::Interval { months, days, nanos } => write_str(buf, &interval_text(*months, *days, *nanos), mode),
+        Value::Interval {
+            months,
+            days,
+            nanos,
+        } => write_str(buf, &interval_text(*months, *days, *nanos), mode),
         Value::List(items) | Value::Array(items) => {
             buf.push(b'[');
             for (i, item) in items.iter().enumerate() {

@@ -92,7 +92,9 @@ fn init_logging(args: &ServeArgs) {
         LogLevel::Trace => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,h2=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -119,7 +121,10 @@ fn main() -> ExitCode {
 
 fn run(args: ServeArgs) -> ExitCode {
     init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

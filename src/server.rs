@@ -37,21 +37,36 @@ struct AppState {
 /// Opens the database (init SQL, sandbox, SQL checks) and builds the router.
 pub fn app(project: &'static ProjectDef, options: &DbOptions) -> Result<App, StartupError> {
     let db = Database::open(project, options)?;
-    Ok(App { router: router(project, db.clone()), db, project })
+    Ok(App {
+        router: router(project, db.clone()),
+        db,
+        project,
+    })
 }
 
 pub fn router(project: &'static ProjectDef, db: Arc<Database>) -> Router {
     let state = Arc::new(AppState { project, db });
     let mut router: Router<Arc<AppState>> = Router::new()
-        .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi));
     for endpoint in project.endpoints {
         router = router.route(
             endpoint.route,
-            get(move |state: State<Arc<AppState>>, params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>, uri: Uri, headers: HeaderMap| {
-                handle(state, endpoint, params, uri, headers)
-            }),
+            get(
+                move |state: State<Arc<AppState>>,
+                      params: Result<
+                    RawPathParams,
+                    axum::extract::rejection::RawPathParamsRejection,
+                >,
+                      uri: Uri,
+                      headers: HeaderMap| {
+                    handle(state, endpoint, params, uri, headers)
+                },
+            ),
         );
     }
     router
@@ -81,7 +96,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn openapi(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], state.project.openapi_json).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.project.openapi_json,
+    )
+        .into_response()
 }
 
 fn error_json(status: StatusCode, message: &str, request_id: Option<&str>) -> Response {
@@ -93,7 +112,11 @@ fn error_json(status: StatusCode, message: &str, request_id: Option<&str>) -> Re
 }
 
 fn validation_error(errors: FieldErrors) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({"errors": errors.0}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"errors": errors.0})),
+    )
+        .into_response()
 }
 
 /// Query parameters the server reads itself.
@@ -102,7 +125,11 @@ const LIMIT: &str = "limit";
 const OFFSET: &str = "offset";
 
 fn negotiate(query: &[(String, String)], headers: &HeaderMap, errors: &mut FieldErrors) -> Format {
-    match query.iter().find(|(k, _)| k == FORMAT).map(|(_, v)| v.as_str()) {
+    match query
+        .iter()
+        .find(|(k, _)| k == FORMAT)
+        .map(|(_, v)| v.as_str())
+    {
         Some("json") => Format::Json,
         Some("csv") => Format::Csv,
         Some(_) => {
@@ -110,8 +137,15 @@ fn negotiate(query: &[(String, String)], headers: &HeaderMap, errors: &mut Field
             Format::Json
         }
         None => {
-            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if accept.contains("text/csv") { Format::Csv } else { Format::Json }
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if accept.contains("text/csv") {
+                Format::Csv
+            } else {
+                Format::Json
+            }
         }
     }
 }
@@ -147,10 +181,17 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let request_id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let mut errors = FieldErrors::new();
     let path: Vec<(String, String)> = match params {
-        Ok(params) => params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        Ok(params) => params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         Err(_) => {
             errors.push("path", "is not valid UTF-8 after percent-decoding");
             return validation_error(errors);
@@ -164,10 +205,15 @@ async fn handle(
         }
     };
     let format = negotiate(&query, &headers, &mut errors);
-    let window = endpoint.paginate.then(|| page(state.project, &query, &mut errors));
+    let window = endpoint
+        .paginate
+        .then(|| page(state.project, &query, &mut errors));
     if endpoint.strict_fields {
         for (key, _) in &query {
-            let known = endpoint.fields.iter().any(|f| f.location == FieldIn::Query && f.name == key)
+            let known = endpoint
+                .fields
+                .iter()
+                .any(|f| f.location == FieldIn::Query && f.name == key)
                 || key == FORMAT
                 || (endpoint.paginate && (key == LIMIT || key == OFFSET));
             if !known && !errors.has(key) {
@@ -180,7 +226,11 @@ async fn handle(
         query,
         headers: headers
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
             .collect(),
         body: None,
     };
@@ -195,7 +245,15 @@ async fn handle(
     let result = state
         .db
         .with_connection(move |connection, env| {
-            run_query(connection, env, endpoint, plan.text, &plan.binds, window, format)
+            run_query(
+                connection,
+                env,
+                endpoint,
+                plan.text,
+                &plan.binds,
+                window,
+                format,
+            )
         })
         .await;
     let result = match result {
@@ -210,13 +268,20 @@ async fn handle(
             tracing::error!(endpoint = endpoint.id, request_id = %request_id, %error, "request failed");
             let message = match status {
                 StatusCode::GATEWAY_TIMEOUT => "the query took too long and was stopped",
-                StatusCode::SERVICE_UNAVAILABLE => "the server is not able to run queries right now",
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "the server is not able to run queries right now"
+                }
                 _ => "internal error",
             };
             return error_json(status, message, Some(&request_id));
         }
     };
-    tracing::debug!(endpoint = endpoint.id, rows = result.rows, elapsed_us = started.elapsed().as_micros() as u64, "query done");
+    tracing::debug!(
+        endpoint = endpoint.id,
+        rows = result.rows,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "query done"
+    );
     respond(&uri, window, format, result)
 }
 
@@ -226,7 +291,8 @@ fn next_link(uri: &Uri, page: Page, total: Option<u64>) -> Option<String> {
     if page.limit == 0 || next_offset >= total {
         return None;
     }
-    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let mut pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
     pairs.retain(|(k, _)| k != OFFSET && k != LIMIT);
     pairs.push((LIMIT.to_string(), page.limit.to_string()));
     pairs.push((OFFSET.to_string(), next_offset.to_string()));
@@ -234,9 +300,17 @@ fn next_link(uri: &Uri, page: Page, total: Option<u64>) -> Option<String> {
     Some(format!("{}?{}", uri.path(), query))
 }
 
-fn respond(uri: &Uri, window: Option<Page>, format: Format, result: crate::db::PageResult) -> Response {
+fn respond(
+    uri: &Uri,
+    window: Option<Page>,
+    format: Format,
+    result: crate::db::PageResult,
+) -> Response {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     let body = match (window, format) {
         (Some(page), _) => {
             let next = next_link(uri, page, result.total);
@@ -257,7 +331,9 @@ fn respond(uri: &Uri, window: Option<Page>, format: Format, result: crate::db::P
                 body.extend_from_slice(b"{\"data\":");
                 body.extend_from_slice(&result.body);
                 body.extend_from_slice(b",\"next\":");
-                body.extend_from_slice(&serde_json::to_vec(&next).unwrap_or_else(|_| b"null".to_vec()));
+                body.extend_from_slice(
+                    &serde_json::to_vec(&next).unwrap_or_else(|_| b"null".to_vec()),
+                );
                 body.extend_from_slice(format!(",\"total_count\":{total}}}").as_bytes());
                 body
             } else {
@@ -271,7 +347,9 @@ fn respond(uri: &Uri, window: Option<Page>, format: Format, result: crate::db::P
 
 /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 async fn shutdown_signal() {
@@ -295,4 +373,3 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
-

@@ -10,7 +10,12 @@ use super::{Date, FieldErrors, Pattern, Raw, Time, Timestamp, Uuid};
 /// Values longer than this are rejected before any parsing.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-fn present<'a>(errors: &mut FieldErrors, name: &str, raw: Raw<'a>, required: bool) -> Option<Cow<'a, str>> {
+fn present<'a>(
+    errors: &mut FieldErrors,
+    name: &str,
+    raw: Raw<'a>,
+    required: bool,
+) -> Option<Cow<'a, str>> {
     match raw {
         Raw::Missing => {
             if required {
@@ -56,7 +61,14 @@ fn bounded<T: PartialOrd + std::fmt::Display>(
     Some(value)
 }
 
-pub fn int(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool, min: Option<i64>, max: Option<i64>) -> Option<i64> {
+pub fn int(
+    errors: &mut FieldErrors,
+    name: &str,
+    raw: Raw<'_>,
+    required: bool,
+    min: Option<i64>,
+    max: Option<i64>,
+) -> Option<i64> {
     let text = present(errors, name, raw, required)?;
     match text.trim().parse::<i64>() {
         Ok(v) => bounded(errors, name, v, min, max),
@@ -67,7 +79,14 @@ pub fn int(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool, m
     }
 }
 
-pub fn double(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool, min: Option<f64>, max: Option<f64>) -> Option<f64> {
+pub fn double(
+    errors: &mut FieldErrors,
+    name: &str,
+    raw: Raw<'_>,
+    required: bool,
+    min: Option<f64>,
+    max: Option<f64>,
+) -> Option<f64> {
     let text = present(errors, name, raw, required)?;
     match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => bounded(errors, name, v, min, max),
@@ -106,7 +125,13 @@ pub fn string(
     }
     let length = text.chars().count() as u64;
     if min_length.is_some_and(|m| length < m) {
-        errors.push(name, format!("must be at least {} characters long", min_length.unwrap_or(0)));
+        errors.push(
+            name,
+            format!(
+                "must be at least {} characters long",
+                min_length.unwrap_or(0)
+            ),
+        );
         return None;
     }
     if let Some(max) = max_length
@@ -150,14 +175,21 @@ fn parse_date(text: &str) -> Option<Date> {
 
 fn parse_time(text: &str) -> Option<Time> {
     let t = text.trim();
-    Time::parse_from_str(t, "%H:%M:%S%.f").or_else(|_| Time::parse_from_str(t, "%H:%M")).ok()
+    Time::parse_from_str(t, "%H:%M:%S%.f")
+        .or_else(|_| Time::parse_from_str(t, "%H:%M"))
+        .ok()
 }
 
 fn parse_timestamp(text: &str) -> Option<Timestamp> {
     let t = text.trim();
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| Timestamp::parse_from_str(t, f).ok())
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| Timestamp::parse_from_str(t, f).ok())
 }
 
 fn temporal<T: PartialOrd + std::fmt::Display>(
@@ -171,7 +203,13 @@ fn temporal<T: PartialOrd + std::fmt::Display>(
 ) -> Option<T> {
     let text = present(errors, name, raw, required)?;
     match parse(&text) {
-        Some(v) => bounded(errors, name, v, parse_bound(bounds.0, parse), parse_bound(bounds.1, parse)),
+        Some(v) => bounded(
+            errors,
+            name,
+            v,
+            parse_bound(bounds.0, parse),
+            parse_bound(bounds.1, parse),
+        ),
         None => {
             errors.push(name, format!("must be {expected}"));
             None
@@ -179,16 +217,61 @@ fn temporal<T: PartialOrd + std::fmt::Display>(
     }
 }
 
-pub fn date(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool, min: Option<&str>, max: Option<&str>) -> Option<Date> {
-    temporal(errors, name, raw, required, (min, max), parse_date, "a date (YYYY-MM-DD)")
+pub fn date(
+    errors: &mut FieldErrors,
+    name: &str,
+    raw: Raw<'_>,
+    required: bool,
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Option<Date> {
+    temporal(
+        errors,
+        name,
+        raw,
+        required,
+        (min, max),
+        parse_date,
+        "a date (YYYY-MM-DD)",
+    )
 }
 
-pub fn time(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool, min: Option<&str>, max: Option<&str>) -> Option<Time> {
-    temporal(errors, name, raw, required, (min, max), parse_time, "a time (HH:MM[:SS[.ffffff]])")
+pub fn time(
+    errors: &mut FieldErrors,
+    name: &str,
+    raw: Raw<'_>,
+    required: bool,
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Option<Time> {
+    temporal(
+        errors,
+        name,
+        raw,
+        required,
+        (min, max),
+        parse_time,
+        "a time (HH:MM[:SS[.ffffff]])",
+    )
 }
 
-pub fn timestamp(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool, min: Option<&str>, max: Option<&str>) -> Option<Timestamp> {
-    temporal(errors, name, raw, required, (min, max), parse_timestamp, "a timestamp (YYYY-MM-DDTHH:MM[:SS[.ffffff]])")
+pub fn timestamp(
+    errors: &mut FieldErrors,
+    name: &str,
+    raw: Raw<'_>,
+    required: bool,
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Option<Timestamp> {
+    temporal(
+        errors,
+        name,
+        raw,
+        required,
+        (min, max),
+        parse_timestamp,
+        "a timestamp (YYYY-MM-DDTHH:MM[:SS[.ffffff]])",
+    )
 }
 
 pub fn uuid(errors: &mut FieldErrors, name: &str, raw: Raw<'_>, required: bool) -> Option<Uuid> {
@@ -219,10 +302,37 @@ mod tests {
     #[test]
     fn int_rejects_injection_and_reports_bounds() {
         let mut errors = FieldErrors::new();
-        assert_eq!(int(&mut errors, "id", Raw::Value("1 OR 1=1".into()), true, None, None), None);
-        assert_eq!(int(&mut errors, "id", Raw::Value("0".into()), true, Some(1), None), None);
+        assert_eq!(
+            int(
+                &mut errors,
+                "id",
+                Raw::Value("1 OR 1=1".into()),
+                true,
+                None,
+                None
+            ),
+            None
+        );
+        assert_eq!(
+            int(
+                &mut errors,
+                "id",
+                Raw::Value("0".into()),
+                true,
+                Some(1),
+                None
+            ),
+            None
+        );
         assert_eq!(int(&mut errors, "id", Raw::Missing, true, None, None), None);
         let messages: Vec<&str> = errors.0.iter().map(|e| e.message.as_str()).collect();
-        assert_eq!(messages, ["must be a 64-bit integer", "must be at least 1", "is required"]);
+        assert_eq!(
+            messages,
+            [
+                "must be a 64-bit integer",
+                "must be at least 1",
+                "is required"
+            ]
+        );
     }
 }

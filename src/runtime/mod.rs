@@ -208,7 +208,10 @@ impl RequestInput {
         let found = match location {
             FieldIn::Path => one(self.path.iter().filter(|(k, _)| k == name)),
             FieldIn::Query => one(self.query.iter().filter(|(k, _)| k == name)),
-            FieldIn::Header => one(self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name))),
+            FieldIn::Header => one(self
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))),
             FieldIn::Body => match self.body.as_ref().and_then(|b| b.get(name)) {
                 None | Some(serde_json::Value::Null) => Raw::Missing,
                 Some(serde_json::Value::String(s)) => Raw::Value(Cow::Borrowed(s)),
@@ -248,7 +251,10 @@ impl FieldErrors {
         Self::default()
     }
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.to_string(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        });
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -269,7 +275,10 @@ pub struct Pattern {
 
 impl Pattern {
     pub const fn new(source: &'static str) -> Self {
-        Pattern { source, compiled: OnceLock::new() }
+        Pattern {
+            source,
+            compiled: OnceLock::new(),
+        }
     }
 
     pub fn is_match(&self, value: &str) -> bool {

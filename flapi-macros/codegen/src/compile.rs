@@ -78,7 +78,11 @@ struct Compiler<'a> {
 }
 
 pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTemplate {
-    let mut compiler = Compiler { input, targets: BTreeMap::new(), conditions: BTreeMap::new() };
+    let mut compiler = Compiler {
+        input,
+        targets: BTreeMap::new(),
+        conditions: BTreeMap::new(),
+    };
     compiler.resolve_names(input.parts, diags);
 
     // Pass 1: which enum fields are used as identifiers anywhere.
@@ -90,8 +94,10 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
             _ => None,
         })
         .collect();
-    let presence_only: Vec<Dimension> =
-        section_fields.iter().map(|f| Dimension::Presence { field: *f }).collect();
+    let presence_only: Vec<Dimension> = section_fields
+        .iter()
+        .map(|f| Dimension::Presence { field: *f })
+        .collect();
     let mut choice_fields = BTreeSet::new();
     let mut scratch = Diagnostics::new();
     for key in enumerate(&presence_only, input.fields) {
@@ -118,7 +124,11 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
         .filter(|f| !choice_fields.contains(f))
         .map(|f| Dimension::Presence { field: *f })
         .collect();
-    dimensions.extend(choice_fields.iter().map(|f| Dimension::Choice { field: *f }));
+    dimensions.extend(
+        choice_fields
+            .iter()
+            .map(|f| Dimension::Choice { field: *f }),
+    );
     let keys = enumerate(&dimensions, input.fields);
     if keys.len() > MAX_VARIANTS {
         diags.error(
@@ -130,10 +140,16 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
             ),
             Some("split the endpoint, or make some optional fields required".into()),
         );
-        return CompiledTemplate { dimensions, ..Default::default() };
+        return CompiledTemplate {
+            dimensions,
+            ..Default::default()
+        };
     }
 
-    let mut template = CompiledTemplate { dimensions: dimensions.clone(), ..Default::default() };
+    let mut template = CompiledTemplate {
+        dimensions: dimensions.clone(),
+        ..Default::default()
+    };
     let mut text_index: BTreeMap<String, usize> = BTreeMap::new();
     for key in keys {
         let segs = compiler.lex(&compiler.flatten(&dimensions, &key), diags);
@@ -154,7 +170,11 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
                 index
             }
         };
-        template.variants.push(Variant { key, text: index, binds });
+        template.variants.push(Variant {
+            key,
+            text: index,
+            binds,
+        });
     }
     template
 }
@@ -252,10 +272,17 @@ impl Compiler<'_> {
             match part {
                 Part::Text(_) => {}
                 Part::Var { name, offset } => {
-                    let target = self.resolve(name, *offset, diags).unwrap_or(Target::Unresolved);
+                    let target = self
+                        .resolve(name, *offset, diags)
+                        .unwrap_or(Target::Unresolved);
                     self.targets.insert(*offset, target);
                 }
-                Part::Section { name, offset, children, .. } => {
+                Part::Section {
+                    name,
+                    offset,
+                    children,
+                    ..
+                } => {
                     let condition = match self.resolve(name, *offset, diags) {
                         Some(Target::Field(f)) => Condition::Field(f),
                         Some(Target::Conn(value)) => Condition::Static(!value.is_empty()),
@@ -263,7 +290,9 @@ impl Compiler<'_> {
                             diags.error(
                                 &self.input.map.at(*offset),
                                 "",
-                                format!("sections on environment values (`{name}`) are not supported"),
+                                format!(
+                                    "sections on environment values (`{name}`) are not supported"
+                                ),
                                 Some("use the value as a bound site, `{{ env.NAME }}`".into()),
                             );
                             Condition::Static(false)
@@ -284,11 +313,12 @@ impl Compiler<'_> {
             "params" => {
                 let found = self.input.fields.iter().position(|f| f.name == rest);
                 if found.is_none() {
-                    let hint = did_you_mean(rest, self.input.fields.iter().map(|f| f.name.as_str()))
-                        .map(|h| format!("{h} or declare `{rest}` under `request`"))
-                        .unwrap_or_else(|| {
-                            format!("declare a request field with `field-name: {rest}`")
-                        });
+                    let hint =
+                        did_you_mean(rest, self.input.fields.iter().map(|f| f.name.as_str()))
+                            .map(|h| format!("{h} or declare `{rest}` under `request`"))
+                            .unwrap_or_else(|| {
+                                format!("declare a request field with `field-name: {rest}`")
+                            });
                     diags.error(
                         &at,
                         "",
@@ -314,7 +344,10 @@ impl Compiler<'_> {
                         &at,
                         "",
                         format!("connection `{connection}` has no property `{rest}`"),
-                        did_you_mean(rest, self.input.conn_properties.iter().map(|(k, _)| k.as_str())),
+                        did_you_mean(
+                            rest,
+                            self.input.conn_properties.iter().map(|(k, _)| k.as_str()),
+                        ),
                     );
                 }
                 found.map(|(_, v)| Target::Conn(v.clone()))
@@ -360,8 +393,12 @@ impl Compiler<'_> {
         };
         for (dimension, value) in dimensions.iter().zip(key) {
             match (dimension, value) {
-                (Dimension::Presence { field: f }, DimValue::Present(p)) if *f == field => return *p,
-                (Dimension::Choice { field: f }, DimValue::Choice(c)) if *f == field => return c.is_some(),
+                (Dimension::Presence { field: f }, DimValue::Present(p)) if *f == field => {
+                    return *p;
+                }
+                (Dimension::Choice { field: f }, DimValue::Choice(c)) if *f == field => {
+                    return c.is_some();
+                }
                 _ => {}
             }
         }
@@ -375,7 +412,13 @@ impl Compiler<'_> {
         out
     }
 
-    fn flatten_into(&self, parts: &[Part], dimensions: &[Dimension], key: &[DimValue], out: &mut Vec<Tok>) {
+    fn flatten_into(
+        &self,
+        parts: &[Part],
+        dimensions: &[Dimension],
+        key: &[DimValue],
+        out: &mut Vec<Tok>,
+    ) {
         for part in parts {
             match part {
                 Part::Text(text) => out.extend(text.chars().map(Tok::Ch)),
@@ -384,8 +427,17 @@ impl Compiler<'_> {
                         out.push(Tok::Site(target.clone(), *offset));
                     }
                 }
-                Part::Section { inverted, offset, children, .. } => {
-                    let condition = self.conditions.get(offset).copied().unwrap_or(Condition::Static(false));
+                Part::Section {
+                    inverted,
+                    offset,
+                    children,
+                    ..
+                } => {
+                    let condition = self
+                        .conditions
+                        .get(offset)
+                        .copied()
+                        .unwrap_or(Condition::Static(false));
                     if self.truthy(condition, dimensions, key) != *inverted {
                         self.flatten_into(children, dimensions, key, out);
                     }
@@ -447,10 +499,15 @@ impl Compiler<'_> {
                 }
                 (State::Normal, Tok::Ch(c)) => push_sql(&mut out, c.encode_utf8(&mut [0; 4])),
                 (State::Normal, Tok::Site(target, offset)) => match target {
-                    Target::Field(field) => out.push(Seg::Unquoted { field: *field, offset: *offset }),
+                    Target::Field(field) => out.push(Seg::Unquoted {
+                        field: *field,
+                        offset: *offset,
+                    }),
                     Target::Env(name) => out.push(Seg::Bind(BindSource::Env(name.clone()))),
                     Target::Unresolved => out.push(Seg::Bind(BindSource::Env(String::new()))),
-                    Target::Conn(value) => push_sql(&mut out, &format!("'{}'", value.replace('\'', "''"))),
+                    Target::Conn(value) => {
+                        push_sql(&mut out, &format!("'{}'", value.replace('\'', "''")))
+                    }
                 },
                 (State::Single, Tok::Ch('\'')) if next_ch == Some('\'') => {
                     current.push_str("''");
@@ -519,9 +576,10 @@ impl Compiler<'_> {
                 }
                 (State::Double, Tok::Ch(c)) => push_sql(&mut out, c.encode_utf8(&mut [0; 4])),
                 (State::Double, Tok::Site(target, offset)) => match target {
-                    Target::Field(field) => {
-                        out.push(Seg::QuotedIdent { field: *field, offset: *offset })
-                    }
+                    Target::Field(field) => out.push(Seg::QuotedIdent {
+                        field: *field,
+                        offset: *offset,
+                    }),
                     Target::Conn(value) => push_sql(&mut out, &value.replace('"', "\"\"")),
                     Target::Unresolved => {}
                     Target::Env(_) => diags.error(
@@ -535,7 +593,10 @@ impl Compiler<'_> {
                     &self.input.map.at(*offset),
                     "",
                     "template site inside an SQL comment",
-                    Some("remove the site or the comment; a bound value cannot sit in a comment".into()),
+                    Some(
+                        "remove the site or the comment; a bound value cannot sit in a comment"
+                            .into(),
+                    ),
                 ),
                 (State::LineComment, Tok::Ch('\n')) => {
                     push_sql(&mut out, "\n");
@@ -581,13 +642,19 @@ impl Compiler<'_> {
             .collect();
         let mut roles: Vec<Option<Role>> = vec![None; segs.len()];
         let is_enum = |i: usize| match &segs[i] {
-            Seg::Unquoted { field, .. } => matches!(self.input.fields[*field].ty, FieldType::Enum { .. }),
+            Seg::Unquoted { field, .. } => {
+                matches!(self.input.fields[*field].ty, FieldType::Enum { .. })
+            }
             _ => false,
         };
         if !self.input.check_sql {
             // Without the parser: unquoted enum sites are identifiers.
             for &i in &unquoted {
-                roles[i] = Some(if is_enum(i) { Role::Identifier } else { Role::Value });
+                roles[i] = Some(if is_enum(i) {
+                    Role::Identifier
+                } else {
+                    Role::Value
+                });
             }
             return roles;
         }
@@ -620,7 +687,11 @@ impl Compiler<'_> {
                 let mut found = false;
                 for &i in &unquoted {
                     let single = sqlcheck::parse(&probe(&|j| j == i)).is_ok();
-                    roles[i] = Some(if single { Role::Identifier } else { Role::Value });
+                    roles[i] = Some(if single {
+                        Role::Identifier
+                    } else {
+                        Role::Value
+                    });
                     found |= single;
                 }
                 if !found && !unquoted.is_empty() && sqlcheck::parse(&probe(&|_| true)).is_ok() {
@@ -632,16 +703,17 @@ impl Compiler<'_> {
             }
         }
         for &i in &unquoted {
-            if roles[i] == Some(Role::Identifier) && !is_enum(i) {
-                if let Seg::Unquoted { field, offset } = &segs[i] {
-                    let name = &self.input.fields[*field].name;
-                    diags.error(
+            if roles[i] == Some(Role::Identifier)
+                && !is_enum(i)
+                && let Seg::Unquoted { field, offset } = &segs[i]
+            {
+                let name = &self.input.fields[*field].name;
+                diags.error(
                         &self.input.map.at(*offset),
                         "",
                         format!("`params.{name}` sits in an identifier or keyword position, where a value cannot be bound"),
                         Some(format!("give `{name}` an enum validator (`type: enum` with `allowedValues`) so each allowed value maps to a fixed identifier")),
                     );
-                }
             }
         }
         roles
@@ -694,7 +766,9 @@ impl Compiler<'_> {
         let f = &self.input.fields[field];
         let at = self.input.map.at(offset);
         // A non-enum identifier site was reported by `classify`.
-        let FieldType::Enum { values } = &f.ty else { return None };
+        let FieldType::Enum { values } = &f.ty else {
+            return None;
+        };
         let chosen = dimensions.iter().zip(key).find_map(|(d, v)| match (d, v) {
             (Dimension::Choice { field: x }, DimValue::Choice(c)) if *x == field => Some(*c),
             _ => None,

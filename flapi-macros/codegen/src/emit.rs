@@ -17,7 +17,10 @@ pub struct EmitOptions {
 
 fn camel(text: &str) -> String {
     let mut out = String::new();
-    for part in text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
+    for part in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+    {
         let mut chars = part.chars();
         if let Some(first) = chars.next() {
             out.push(first.to_ascii_uppercase());
@@ -104,15 +107,25 @@ fn parse_call(endpoint: &Endpoint, field: &Field, index: usize) -> TokenStream {
     let args = quote!(::flapi::runtime::args);
     match &field.ty {
         FieldType::Int { min, max } => {
-            let (min, max) = (opt(min.map(Literal::i64_suffixed)), opt(max.map(Literal::i64_suffixed)));
+            let (min, max) = (
+                opt(min.map(Literal::i64_suffixed)),
+                opt(max.map(Literal::i64_suffixed)),
+            );
             quote!(#args::int(&mut errors, #name, #raw, #required, #min, #max))
         }
         FieldType::Double { min, max } => {
-            let (min, max) = (opt(min.map(Literal::f64_suffixed)), opt(max.map(Literal::f64_suffixed)));
+            let (min, max) = (
+                opt(min.map(Literal::f64_suffixed)),
+                opt(max.map(Literal::f64_suffixed)),
+            );
             quote!(#args::double(&mut errors, #name, #raw, #required, #min, #max))
         }
         FieldType::Bool => quote!(#args::boolean(&mut errors, #name, #raw, #required)),
-        FieldType::String { pattern, min_length, max_length } => {
+        FieldType::String {
+            pattern,
+            min_length,
+            max_length,
+        } => {
             let pattern = match pattern {
                 Some(_) => {
                     let p = pattern_static(endpoint, index);
@@ -120,7 +133,10 @@ fn parse_call(endpoint: &Endpoint, field: &Field, index: usize) -> TokenStream {
                 }
                 None => quote!(::core::option::Option::None),
             };
-            let (min, max) = (opt(min_length.map(Literal::u64_suffixed)), opt(max_length.map(Literal::u64_suffixed)));
+            let (min, max) = (
+                opt(min_length.map(Literal::u64_suffixed)),
+                opt(max_length.map(Literal::u64_suffixed)),
+            );
             quote!(#args::string(&mut errors, #name, #raw, #required, #pattern, #min, #max))
         }
         FieldType::Enum { .. } => {
@@ -147,7 +163,11 @@ fn parse_call(endpoint: &Endpoint, field: &Field, index: usize) -> TokenStream {
 /// Module-level static (not an associated const: a const with a `OnceLock`
 /// would be a fresh copy at every use, recompiling the regex per request).
 fn pattern_static(endpoint: &Endpoint, index: usize) -> Ident {
-    format_ident!("{}_FIELD_{}_PATTERN", endpoint.id.to_ascii_uppercase(), index)
+    format_ident!(
+        "{}_FIELD_{}_PATTERN",
+        endpoint.id.to_ascii_uppercase(),
+        index
+    )
 }
 
 fn field_doc(field: &Field) -> String {
@@ -156,8 +176,16 @@ fn field_doc(field: &Field) -> String {
         field.name,
         field.field_in.as_str(),
         field.ty.name(),
-        if field.required { "required" } else { "optional" },
-        field.default.as_ref().map(|d| format!(", default `{d}`")).unwrap_or_default()
+        if field.required {
+            "required"
+        } else {
+            "optional"
+        },
+        field
+            .default
+            .as_ref()
+            .map(|d| format!(", default `{d}`"))
+            .unwrap_or_default()
     );
     if let Some(description) = &field.description {
         doc.push_str(": ");
@@ -167,10 +195,15 @@ fn field_doc(field: &Field) -> String {
 }
 
 fn emit_enum(endpoint: &Endpoint, field: &Field) -> TokenStream {
-    let FieldType::Enum { values } = &field.ty else { return TokenStream::new() };
+    let FieldType::Enum { values } = &field.ty else {
+        return TokenStream::new();
+    };
     let t = enum_type(endpoint, field);
     let variants = enum_variants(values);
-    let doc = format!("Allowed values of `{}` on `{} {}`.", field.name, endpoint.method, endpoint.url_path);
+    let doc = format!(
+        "Allowed values of `{}` on `{} {}`.",
+        field.name, endpoint.method, endpoint.url_path
+    );
     let value_docs = values.iter().map(|v| format!("`{v}`"));
     quote! {
         #[doc = #doc]
@@ -232,7 +265,9 @@ fn dimension_pattern(endpoint: &Endpoint, dimension: &Dimension, value: &DimValu
         (Dimension::Choice { field }, DimValue::Choice(choice)) => {
             let f = &endpoint.fields[*field];
             let t = enum_type(endpoint, f);
-            let FieldType::Enum { values } = &f.ty else { return quote!(_) };
+            let FieldType::Enum { values } = &f.ty else {
+                return quote!(_);
+            };
             let variants = enum_variants(values);
             let pattern = match choice {
                 Some(i) => {
@@ -270,7 +305,8 @@ fn emit_plan(endpoint: &Endpoint) -> TokenStream {
         .map(|variant| {
             let text = variant.text;
             let binds = variant.binds.iter().map(|b| bind_expr(endpoint, b));
-            let plan = quote!(::flapi::runtime::Plan { text: #text, binds: ::std::vec![#(#binds),*] });
+            let plan =
+                quote!(::flapi::runtime::Plan { text: #text, binds: ::std::vec![#(#binds),*] });
             let patterns = template
                 .dimensions
                 .iter()
@@ -287,10 +323,16 @@ fn emit_plan(endpoint: &Endpoint) -> TokenStream {
                 let binds = variant.binds.iter().map(|b| bind_expr(endpoint, b));
                 quote!(::flapi::runtime::Plan { text: #text, binds: ::std::vec![#(#binds),*] })
             }
-            None => quote!(::flapi::runtime::Plan { text: 0, binds: ::std::vec![] }),
+            None => quote!(::flapi::runtime::Plan {
+                text: 0,
+                binds: ::std::vec![]
+            }),
         }
     } else {
-        let key = template.dimensions.iter().map(|d| dimension_expr(endpoint, d));
+        let key = template
+            .dimensions
+            .iter()
+            .map(|d| dimension_expr(endpoint, d));
         // Unreachable combinations (an absent enum that names an identifier)
         // were rejected at build time; the fallback keeps the match total.
         let total = fallback_arm(endpoint);
@@ -341,7 +383,11 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         endpoint.url_path,
         endpoint.source,
         endpoint.template_source,
-        endpoint.description.as_ref().map(|d| format!("\n\n{d}")).unwrap_or_default()
+        endpoint
+            .description
+            .as_ref()
+            .map(|d| format!("\n\n{d}"))
+            .unwrap_or_default()
     );
     let enums = endpoint.fields.iter().map(|f| emit_enum(endpoint, f));
     let struct_fields = endpoint.fields.iter().map(|f| {
@@ -367,7 +413,12 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         let call = parse_call(endpoint, f, i);
         quote!(let #name = #call;)
     });
-    let present: Vec<Ident> = endpoint.fields.iter().filter(|f| !f.is_optional()).map(|f| ident(&f.rust_name)).collect();
+    let present: Vec<Ident> = endpoint
+        .fields
+        .iter()
+        .filter(|f| !f.is_optional())
+        .map(|f| ident(&f.rust_name))
+        .collect();
     let unwrap = if present.is_empty() {
         TokenStream::new()
     } else {
@@ -379,8 +430,16 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
     };
     let names = endpoint.fields.iter().map(|f| ident(&f.rust_name));
     let plan = emit_plan(endpoint);
-    let errors_mut = if endpoint.fields.is_empty() { quote!() } else { quote!(mut) };
-    let input_name = if endpoint.fields.is_empty() { quote!(_input) } else { quote!(input) };
+    let errors_mut = if endpoint.fields.is_empty() {
+        quote!()
+    } else {
+        quote!(mut)
+    };
+    let input_name = if endpoint.fields.is_empty() {
+        quote!(_input)
+    } else {
+        quote!(input)
+    };
 
     let items = quote! {
         #(#enums)*

@@ -65,7 +65,10 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
                 &diag::Location::file_start(&config),
                 "",
                 format!("cannot read the project's flapi.yaml: {e}"),
-                Some("point FLAPI_PROJECT (or the macro argument) at a folder with a flapi.yaml".into()),
+                Some(
+                    "point FLAPI_PROJECT (or the macro argument) at a folder with a flapi.yaml"
+                        .into(),
+                ),
             );
             return Err(finish(diags, &dir));
         }
@@ -73,11 +76,18 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
     files_read.push(config.clone());
     let raw_project = match yaml::parse(&config, &text, &mut diags) {
         Some(root) => raw::load_project(&config, &root, &mut diags),
-        None => raw::RawProject { file: config.clone(), ..Default::default() },
+        None => raw::RawProject {
+            file: config.clone(),
+            ..Default::default()
+        },
     };
 
     let template_dir = dir.join(
-        raw_project.template_path.as_ref().map(|p| p.value.as_str()).unwrap_or("sqls"),
+        raw_project
+            .template_path
+            .as_ref()
+            .map(|p| p.value.as_str())
+            .unwrap_or("sqls"),
     );
     let mut endpoint_files = Vec::new();
     if template_dir.is_dir() {
@@ -91,14 +101,25 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
         diags.error(
             &loc,
             "template.path",
-            format!("template folder `{}` does not exist", template_dir.strip_prefix(&dir).unwrap_or(&template_dir).display()),
-            Some("create it, or set `template.path` to the folder with the endpoint YAML files".into()),
+            format!(
+                "template folder `{}` does not exist",
+                template_dir
+                    .strip_prefix(&dir)
+                    .unwrap_or(&template_dir)
+                    .display()
+            ),
+            Some(
+                "create it, or set `template.path` to the folder with the endpoint YAML files"
+                    .into(),
+            ),
         );
     }
     endpoint_files.sort();
     let mut raw_endpoints = Vec::new();
     for file in &endpoint_files {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         files_read.push(file.clone());
         if let Some(root) = yaml::parse(file, &text, &mut diags)
             && let Some(endpoint) = raw::load_endpoint(file, &root, &mut diags)
@@ -121,16 +142,25 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
 }
 
 fn finish(diags: diag::Diagnostics, dir: &Path) -> Vec<Diagnostic> {
-    diags.into_sorted().into_iter().map(|d| d.relative_to(dir)).collect()
+    diags
+        .into_sorted()
+        .into_iter()
+        .map(|d| d.relative_to(dir))
+        .collect()
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             collect_yaml(&path, out);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -140,7 +170,11 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
 fn source_hash(dir: &Path, files: &[PathBuf]) -> String {
     let mut hash: u64 = 0xcbf29ce484222325;
     for file in files {
-        let rel = file.strip_prefix(dir).unwrap_or(file).to_string_lossy().to_string();
+        let rel = file
+            .strip_prefix(dir)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .to_string();
         let content = std::fs::read(file).unwrap_or_default();
         for byte in rel.bytes().chain([0u8]).chain(content).chain([0u8]) {
             hash ^= u64::from(byte);
@@ -155,5 +189,10 @@ pub fn generate(dir: &Path, options: &emit::EmitOptions) -> Result<Output, Vec<D
     let (project, warnings) = load(dir)?;
     let openapi_json = openapi::openapi(&project);
     let tokens = emit::emit(&project, &openapi_json, options);
-    Ok(Output { project, tokens, openapi_json, warnings })
+    Ok(Output {
+        project,
+        tokens,
+        openapi_json,
+        warnings,
+    })
 }

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             flag if flag.starts_with('-') => {
-                eprintln!("error: unknown flag `{flag}` (allowed: --deny-warnings, --print, --help)");
+                eprintln!(
+                    "error: unknown flag `{flag}` (allowed: --deny-warnings, --print, --help)"
+                );
                 return ExitCode::from(2);
             }
             path => dir = Some(PathBuf::from(path)),
@@ -43,10 +45,16 @@ fn main() -> ExitCode {
     for d in &diagnostics {
         eprintln!("{d}");
     }
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diagnostics.len() - errors;
     if errors > 0 || (deny_warnings && warnings > 0) {
-        eprintln!("{}: {errors} error(s), {warnings} warning(s)", dir.display());
+        eprintln!(
+            "{}: {errors} error(s), {warnings} warning(s)",
+            dir.display()
+        );
         ExitCode::FAILURE
     } else {
         println!("{}: ok ({warnings} warning(s))", dir.display());

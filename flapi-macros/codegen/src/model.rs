@@ -63,15 +63,36 @@ impl FieldIn {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldType {
-    Int { min: Option<i64>, max: Option<i64> },
-    Double { min: Option<f64>, max: Option<f64> },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Double {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Bool,
-    String { pattern: Option<String>, min_length: Option<u64>, max_length: Option<u64> },
-    Enum { values: Vec<String> },
+    String {
+        pattern: Option<String>,
+        min_length: Option<u64>,
+        max_length: Option<u64>,
+    },
+    Enum {
+        values: Vec<String>,
+    },
     /// Bounds are ISO 8601 text, validated at build time.
-    Date { min: Option<String>, max: Option<String> },
-    Time { min: Option<String>, max: Option<String> },
-    Timestamp { min: Option<String>, max: Option<String> },
+    Date {
+        min: Option<String>,
+        max: Option<String>,
+    },
+    Time {
+        min: Option<String>,
+        max: Option<String>,
+    },
+    Timestamp {
+        min: Option<String>,
+        max: Option<String>,
+    },
     Uuid,
     Email,
 }

@@ -9,22 +9,40 @@ pub fn field_schema(field: &Field) -> Value {
     let mut schema = match &field.ty {
         FieldType::Int { min, max } => {
             let mut s = json!({"type": "integer", "format": "int64"});
-            if let Some(m) = min { s["minimum"] = json!(m) }
-            if let Some(m) = max { s["maximum"] = json!(m) }
+            if let Some(m) = min {
+                s["minimum"] = json!(m)
+            }
+            if let Some(m) = max {
+                s["maximum"] = json!(m)
+            }
             s
         }
         FieldType::Double { min, max } => {
             let mut s = json!({"type": "number", "format": "double"});
-            if let Some(m) = min { s["minimum"] = json!(m) }
-            if let Some(m) = max { s["maximum"] = json!(m) }
+            if let Some(m) = min {
+                s["minimum"] = json!(m)
+            }
+            if let Some(m) = max {
+                s["maximum"] = json!(m)
+            }
             s
         }
         FieldType::Bool => json!({"type": "boolean"}),
-        FieldType::String { pattern, min_length, max_length } => {
+        FieldType::String {
+            pattern,
+            min_length,
+            max_length,
+        } => {
             let mut s = json!({"type": "string"});
-            if let Some(p) = pattern { s["pattern"] = json!(format!("^(?:{p})$")) }
-            if let Some(m) = min_length { s["minLength"] = json!(m) }
-            if let Some(m) = max_length { s["maxLength"] = json!(m) }
+            if let Some(p) = pattern {
+                s["pattern"] = json!(format!("^(?:{p})$"))
+            }
+            if let Some(m) = min_length {
+                s["minLength"] = json!(m)
+            }
+            if let Some(m) = max_length {
+                s["maxLength"] = json!(m)
+            }
             s
         }
         FieldType::Enum { values } => json!({"type": "string", "enum": values}),
@@ -36,8 +54,14 @@ pub fn field_schema(field: &Field) -> Value {
     };
     if let Some(default) = &field.default {
         schema["default"] = match &field.ty {
-            FieldType::Int { .. } => default.parse::<i64>().map(Value::from).unwrap_or(json!(default)),
-            FieldType::Double { .. } => default.parse::<f64>().map(Value::from).unwrap_or(json!(default)),
+            FieldType::Int { .. } => default
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(json!(default)),
+            FieldType::Double { .. } => default
+                .parse::<f64>()
+                .map(Value::from)
+                .unwrap_or(json!(default)),
             FieldType::Bool => json!(matches!(default.as_str(), "true" | "1")),
             _ => json!(default),
         };
@@ -57,7 +81,9 @@ fn operation(endpoint: &Endpoint, project: &Project) -> Value {
                 "required": f.required || f.field_in == FieldIn::Path,
                 "schema": field_schema(f),
             });
-            if let Some(d) = &f.description { p["description"] = json!(d) }
+            if let Some(d) = &f.description {
+                p["description"] = json!(d)
+            }
             p
         })
         .collect();
@@ -88,14 +114,24 @@ fn operation(endpoint: &Endpoint, project: &Project) -> Value {
             "504": {"description": "the query ran past its deadline"}
         }
     });
-    if let Some(d) = &endpoint.description { op["description"] = json!(d) }
-    let body_fields: Vec<&Field> = endpoint.fields.iter().filter(|f| f.field_in == FieldIn::Body).collect();
+    if let Some(d) = &endpoint.description {
+        op["description"] = json!(d)
+    }
+    let body_fields: Vec<&Field> = endpoint
+        .fields
+        .iter()
+        .filter(|f| f.field_in == FieldIn::Body)
+        .collect();
     if !body_fields.is_empty() {
         let mut props = Map::new();
         for f in &body_fields {
             props.insert(f.name.clone(), field_schema(f));
         }
-        let required: Vec<&str> = body_fields.iter().filter(|f| f.required).map(|f| f.name.as_str()).collect();
+        let required: Vec<&str> = body_fields
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| f.name.as_str())
+            .collect();
         op["requestBody"] = json!({"content": {"application/json": {"schema": {
             "type": "object", "properties": props, "required": required, "additionalProperties": false}}}});
     }
@@ -105,11 +141,15 @@ fn operation(endpoint: &Endpoint, project: &Project) -> Value {
 pub fn openapi(project: &Project) -> String {
     let mut paths = Map::new();
     for endpoint in &project.endpoints {
-        let entry = paths.entry(endpoint.route.clone()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(endpoint.route.clone())
+            .or_insert_with(|| json!({}));
         entry[endpoint.method.to_ascii_lowercase()] = operation(endpoint, project);
     }
     let mut info = json!({"title": project.name, "version": project.source_hash});
-    if let Some(d) = &project.description { info["description"] = json!(d) }
+    if let Some(d) = &project.description {
+        info["description"] = json!(d)
+    }
     let doc = json!({
         "openapi": "3.1.0",
         "info": info,

@@ -6,14 +6,20 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostics, Location};
 use crate::yaml::{
-    self, Kind, MapReader, Node, Sp, expect_bool, expect_int, expect_scalar_text,
-    expect_seq, expect_str, expect_str_list,
+    self, Kind, MapReader, Node, Sp, expect_bool, expect_int, expect_scalar_text, expect_seq,
+    expect_str, expect_str_list,
 };
 
 /// Keys of `flapi.yaml` that flAPI documents and later versions of flapi
 /// implement; until then they are an explicit build error.
-pub const UNSUPPORTED_PROJECT_KEYS: &[&str] =
-    &["cors", "rate-limit", "auth", "mcp", "audit", "enforce-https"];
+pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &[
+    "cors",
+    "rate-limit",
+    "auth",
+    "mcp",
+    "audit",
+    "enforce-https",
+];
 pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &[
     "mcp-tool",
     "mcp-resource",
@@ -203,7 +209,10 @@ fn load_connections(node: &Node, diags: &mut Diagnostics) -> Vec<RawConnection> 
         diags.error(
             &node.loc,
             "connections",
-            format!("expected a mapping of connection names, found {}", node.type_name()),
+            format!(
+                "expected a mapping of connection names, found {}",
+                node.type_name()
+            ),
             None,
         );
         return Vec::new();

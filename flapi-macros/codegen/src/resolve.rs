@@ -75,16 +75,34 @@ pub fn resolve_project(
         .collect();
 
     let duckdb = resolve_duckdb(dir, raw, diags);
-    let http_port = raw.http_port.as_ref().and_then(|p| match u16::try_from(p.value) {
-        Ok(port) if port > 0 => Some(port),
-        _ => {
-            diags.error(&p.loc, "http-port", format!("port {} is out of range", p.value), Some("use 1 to 65535".into()));
-            None
-        }
-    });
+    let http_port = raw
+        .http_port
+        .as_ref()
+        .and_then(|p| match u16::try_from(p.value) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                diags.error(
+                    &p.loc,
+                    "http-port",
+                    format!("port {} is out of range", p.value),
+                    Some("use 1 to 65535".into()),
+                );
+                None
+            }
+        });
 
-    let default_limit = positive(&raw.pagination.default_limit, "pagination.default-limit", 100, diags);
-    let max_limit = positive(&raw.pagination.max_limit, "pagination.max-limit", 1000, diags);
+    let default_limit = positive(
+        &raw.pagination.default_limit,
+        "pagination.default-limit",
+        100,
+        diags,
+    );
+    let max_limit = positive(
+        &raw.pagination.max_limit,
+        "pagination.max-limit",
+        1000,
+        diags,
+    );
     if default_limit > max_limit
         && let Some(loc) = raw.pagination.default_limit.as_ref().map(|s| &s.loc)
     {
@@ -100,9 +118,14 @@ pub fn resolve_project(
     let mut routes: BTreeMap<(String, String), (String, Location)> = BTreeMap::new();
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
     for raw_endpoint in endpoints {
-        let Some(endpoint) =
-            resolve_endpoint(dir, raw_endpoint, &connections, &env_whitelist, default_limit, diags)
-        else {
+        let Some(endpoint) = resolve_endpoint(
+            dir,
+            raw_endpoint,
+            &connections,
+            &env_whitelist,
+            default_limit,
+            diags,
+        ) else {
             continue;
         };
         let url_loc = raw_endpoint
@@ -111,7 +134,8 @@ pub fn resolve_project(
             .map(|u| u.loc.clone())
             .unwrap_or_else(|| raw_endpoint.start.clone());
         let shape = route_shape(&endpoint.url_path);
-        if let Some((first_file, first_loc)) = routes.get(&(endpoint.method.clone(), shape.clone())) {
+        if let Some((first_file, first_loc)) = routes.get(&(endpoint.method.clone(), shape.clone()))
+        {
             diags.error(
                 &url_loc,
                 "url-path",
@@ -123,7 +147,10 @@ pub fn resolve_project(
             );
             continue;
         }
-        routes.insert((endpoint.method.clone(), shape), (endpoint.source.clone(), url_loc));
+        routes.insert(
+            (endpoint.method.clone(), shape),
+            (endpoint.source.clone(), url_loc),
+        );
         let mut endpoint = endpoint;
         let count = ids.entry(endpoint.id.clone()).or_insert(0);
         *count += 1;
@@ -143,7 +170,11 @@ pub fn resolve_project(
         http_port,
         default_limit,
         max_limit,
-        env_whitelist: raw.environment_whitelist.iter().map(|p| p.value.clone()).collect(),
+        env_whitelist: raw
+            .environment_whitelist
+            .iter()
+            .map(|p| p.value.clone())
+            .collect(),
         endpoints: resolved,
         files_read: Vec::new(),
         source_hash: String::new(),
@@ -159,7 +190,12 @@ fn positive(value: &Option<Sp<i64>>, path: &str, default: u64, diags: &mut Diagn
         None => default,
         Some(v) if v.value > 0 => v.value as u64,
         Some(v) => {
-            diags.error(&v.loc, path, format!("must be a positive integer, found {}", v.value), None);
+            diags.error(
+                &v.loc,
+                path,
+                format!("must be a positive integer, found {}", v.value),
+                None,
+            );
             default
         }
     }
@@ -183,23 +219,34 @@ fn resolve_duckdb(dir: &Path, raw: &RawProject, diags: &mut Diagnostics) -> Duck
             }
         },
     };
-    let small = |v: &Option<Sp<i64>>, path: &str, max: i64, diags: &mut Diagnostics| -> Option<u32> {
-        v.as_ref().and_then(|v| {
-            if (1..=max).contains(&v.value) {
-                Some(v.value as u32)
-            } else {
-                diags.error(&v.loc, path, format!("{} is out of range", v.value), Some(format!("use 1 to {max}")));
-                None
-            }
-        })
-    };
+    let small =
+        |v: &Option<Sp<i64>>, path: &str, max: i64, diags: &mut Diagnostics| -> Option<u32> {
+            v.as_ref().and_then(|v| {
+                if (1..=max).contains(&v.value) {
+                    Some(v.value as u32)
+                } else {
+                    diags.error(
+                        &v.loc,
+                        path,
+                        format!("{} is out of range", v.value),
+                        Some(format!("use 1 to {max}")),
+                    );
+                    None
+                }
+            })
+        };
     let threads = small(&d.threads, "duckdb.threads", 1024, diags);
     let pool_size = small(&d.pool_size, "duckdb.pool-size", 256, diags);
     let query_timeout_ms = match &d.query_timeout_ms {
         None => 30_000,
         Some(v) if v.value > 0 => v.value as u64,
         Some(v) => {
-            diags.error(&v.loc, "duckdb.query-timeout-ms", "the query timeout must be positive", None);
+            diags.error(
+                &v.loc,
+                "duckdb.query-timeout-ms",
+                "the query timeout must be positive",
+                None,
+            );
             30_000
         }
     };
@@ -248,7 +295,13 @@ fn endpoint_id(dir: &Path, file: &Path) -> String {
         .collect::<Vec<_>>()
         .join("_")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if id.is_empty() || id.starts_with(|c: char| c.is_ascii_digit()) {
         id.insert_str(0, "endpoint_");
@@ -264,7 +317,12 @@ fn resolve_endpoint(
     _default_limit: u64,
     diags: &mut Diagnostics,
 ) -> Option<Endpoint> {
-    let source = raw.file.strip_prefix(dir).unwrap_or(&raw.file).display().to_string();
+    let source = raw
+        .file
+        .strip_prefix(dir)
+        .unwrap_or(&raw.file)
+        .display()
+        .to_string();
     let Some(url) = &raw.url_path else {
         diags.error(
             &raw.start,
@@ -281,7 +339,8 @@ fn resolve_endpoint(
         .split('/')
         .map(|seg| {
             if let Some(param) = seg.strip_prefix(':') {
-                if param.is_empty() || !param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if param.is_empty() || !param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
                     route_ok = false;
                 }
                 path_params.push(param.to_string());
@@ -300,7 +359,10 @@ fn resolve_endpoint(
             &url.loc,
             "url-path",
             format!("`{url_path}` is not a valid route"),
-            Some("start with `/`; use `:name` for path parameters and plain segments otherwise".into()),
+            Some(
+                "start with `/`; use `:name` for path parameters and plain segments otherwise"
+                    .into(),
+            ),
         );
     }
 
@@ -328,12 +390,22 @@ fn resolve_endpoint(
             } else {
                 let help = did_you_mean(&one.value, connections.iter().map(|c| c.name.as_str()))
                     .or_else(|| Some("declare it under `connections` in flapi.yaml".into()));
-                diags.error(&one.loc, "connection", format!("unknown connection `{}`", one.value), help);
+                diags.error(
+                    &one.loc,
+                    "connection",
+                    format!("unknown connection `{}`", one.value),
+                    help,
+                );
                 None
             }
         }
         [_, second, ..] => {
-            diags.error(&second.loc, "connection", "an endpoint uses at most one connection", None);
+            diags.error(
+                &second.loc,
+                "connection",
+                "an endpoint uses at most one connection",
+                None,
+            );
             None
         }
     };
@@ -343,7 +415,11 @@ fn resolve_endpoint(
         .map(|c| c.properties.clone())
         .unwrap_or_default();
 
-    let paginate = raw.with_pagination.as_ref().map(|b| b.value).unwrap_or(true);
+    let paginate = raw
+        .with_pagination
+        .as_ref()
+        .map(|b| b.value)
+        .unwrap_or(true);
     let mut fields: Vec<Field> = Vec::new();
     for raw_field in &raw.request {
         if let Some(field) = resolve_field(raw_field, paginate, diags) {
@@ -360,7 +436,10 @@ fn resolve_endpoint(
                 diags.error(
                     &raw_field.loc,
                     raw_field.path.as_str(),
-                    format!("request field `{}` maps to the same Rust name as another field", field.name),
+                    format!(
+                        "request field `{}` maps to the same Rust name as another field",
+                        field.name
+                    ),
                     Some("rename one of the fields".into()),
                 );
                 continue;
@@ -381,7 +460,9 @@ fn resolve_endpoint(
                 &url.loc,
                 "url-path",
                 format!("path parameter `:{param}` has no request field"),
-                Some(format!("declare it: `- field-name: {param}` with `field-in: path`")),
+                Some(format!(
+                    "declare it: `- field-name: {param}` with `field-in: path`"
+                )),
             ),
         }
     }
@@ -391,8 +472,14 @@ fn resolve_endpoint(
                 diags.error(
                     &raw_field.loc,
                     raw_field.path.as_str(),
-                    format!("path field `{}` does not appear in url-path `{url_path}`", f.name),
-                    Some(format!("add `:{}` to the url-path or change `field-in`", f.name)),
+                    format!(
+                        "path field `{}` does not appear in url-path `{url_path}`",
+                        f.name
+                    ),
+                    Some(format!(
+                        "add `:{}` to the url-path or change `field-in`",
+                        f.name
+                    )),
                 );
             }
             f.required = true;
@@ -449,7 +536,10 @@ fn resolve_endpoint(
             return None;
         }
     };
-    let map = SourceMap { start: Location::new(&sql_path, 1, 1), src: &sql };
+    let map = SourceMap {
+        start: Location::new(&sql_path, 1, 1),
+        src: &sql,
+    };
     let parts = mustache::parse(&map, diags);
     let template = compile::compile(
         &TemplateInput {
@@ -468,7 +558,11 @@ fn resolve_endpoint(
     Some(Endpoint {
         id: endpoint_id(dir, &raw.file),
         source,
-        template_source: sql_path.strip_prefix(dir).unwrap_or(&sql_path).display().to_string(),
+        template_source: sql_path
+            .strip_prefix(dir)
+            .unwrap_or(&sql_path)
+            .display()
+            .to_string(),
         description: raw.description.as_ref().map(|d| d.value.clone()),
         method,
         url_path,
@@ -476,7 +570,11 @@ fn resolve_endpoint(
         fields,
         connection,
         paginate,
-        strict_fields: raw.request_fields_validation.as_ref().map(|b| b.value).unwrap_or(false),
+        strict_fields: raw
+            .request_fields_validation
+            .as_ref()
+            .map(|b| b.value)
+            .unwrap_or(false),
         sql_validation,
         template,
     })
@@ -485,7 +583,13 @@ fn resolve_endpoint(
 pub fn rust_field_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert_str(0, "f_");
@@ -519,7 +623,10 @@ fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Opt
             FieldIn::Query
         }
     };
-    if field_in == FieldIn::Query && (name.value == "format" || (paginate && RESERVED_QUERY_FIELDS.contains(&name.value.as_str()))) {
+    if field_in == FieldIn::Query
+        && (name.value == "format"
+            || (paginate && RESERVED_QUERY_FIELDS.contains(&name.value.as_str())))
+    {
         diags.error(
             &name.loc,
             key("field-name"),
@@ -531,7 +638,10 @@ fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Opt
         diags.error(
             &name.loc,
             key("field-name"),
-            format!("field names starting with `_` are reserved (`{}`)", name.value),
+            format!(
+                "field names starting with `_` are reserved (`{}`)",
+                name.value
+            ),
             None,
         );
     }
@@ -542,7 +652,10 @@ fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Opt
             diags.error(
                 &d.loc,
                 key("default"),
-                format!("default `{}` is not valid for this field: {reason}", d.value),
+                format!(
+                    "default `{}` is not valid for this field: {reason}",
+                    d.value
+                ),
                 None,
             );
             return None;
@@ -572,23 +685,46 @@ fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Opt
 }
 
 const TYPES: &[&str] = &[
-    "int", "integer", "double", "number", "float", "boolean", "bool", "string", "enum", "date", "time",
-    "timestamp", "uuid", "email",
+    "int",
+    "integer",
+    "double",
+    "number",
+    "float",
+    "boolean",
+    "bool",
+    "string",
+    "enum",
+    "date",
+    "time",
+    "timestamp",
+    "uuid",
+    "email",
 ];
 
 fn resolve_type(raw: &RawField, diags: &mut Diagnostics) -> FieldType {
     let mut ty: Option<(FieldType, &RawValidator)> = None;
     for v in &raw.validators {
         let Some(kind) = &v.kind else {
-            diags.error(&v.loc, v.path.as_str(), "validator has no `type`", Some(format!("one of: {}", TYPES.join(", "))));
+            diags.error(
+                &v.loc,
+                v.path.as_str(),
+                "validator has no `type`",
+                Some(format!("one of: {}", TYPES.join(", "))),
+            );
             continue;
         };
-        let Some(this) = validator_type(v, kind, diags) else { continue };
+        let Some(this) = validator_type(v, kind, diags) else {
+            continue;
+        };
         match &ty {
             Some((existing, _)) if existing.name() != this.name() => diags.error(
                 &kind.loc,
                 format!("{}.type", v.path),
-                format!("validator type `{}` conflicts with `{}` on the same field", this.name(), existing.name()),
+                format!(
+                    "validator type `{}` conflicts with `{}` on the same field",
+                    this.name(),
+                    existing.name()
+                ),
                 Some("a field has one type; keep one validator".into()),
             ),
             Some(_) => diags.error(
@@ -600,10 +736,18 @@ fn resolve_type(raw: &RawField, diags: &mut Diagnostics) -> FieldType {
             None => ty = Some((this, v)),
         }
     }
-    ty.map(|(t, _)| t).unwrap_or(FieldType::String { pattern: None, min_length: None, max_length: None })
+    ty.map(|(t, _)| t).unwrap_or(FieldType::String {
+        pattern: None,
+        min_length: None,
+        max_length: None,
+    })
 }
 
-fn validator_type(v: &RawValidator, kind: &Sp<String>, diags: &mut Diagnostics) -> Option<FieldType> {
+fn validator_type(
+    v: &RawValidator,
+    kind: &Sp<String>,
+    diags: &mut Diagnostics,
+) -> Option<FieldType> {
     let key = |k: &str| format!("{}.{k}", v.path);
     let not_for = |present: bool, loc: Option<&Location>, name: &str, diags: &mut Diagnostics| {
         if present && let Some(loc) = loc {
@@ -617,75 +761,152 @@ fn validator_type(v: &RawValidator, kind: &Sp<String>, diags: &mut Diagnostics) 
     };
     let bound_error = |diags: &mut Diagnostics, msg: String| {
         diags.error(
-            &v.min.as_ref().map(|m| m.loc.clone()).unwrap_or_else(|| v.loc.clone()),
+            &v.min
+                .as_ref()
+                .map(|m| m.loc.clone())
+                .unwrap_or_else(|| v.loc.clone()),
             key("min"),
             msg,
             Some("make `min` less than or equal to `max`".into()),
         );
     };
     let t = kind.value.to_ascii_lowercase();
-    let numeric_or_temporal = matches!(t.as_str(), "int" | "integer" | "double" | "number" | "float" | "date" | "time" | "timestamp");
+    let numeric_or_temporal = matches!(
+        t.as_str(),
+        "int" | "integer" | "double" | "number" | "float" | "date" | "time" | "timestamp"
+    );
     let is_string = t == "string";
-    not_for(!numeric_or_temporal && !is_string && v.min.is_some(), v.min.as_ref().map(|m| &m.loc), "min", diags);
-    not_for(!numeric_or_temporal && !is_string && v.max.is_some(), v.max.as_ref().map(|m| &m.loc), "max", diags);
-    not_for(!is_string && v.regex.is_some(), v.regex.as_ref().map(|m| &m.loc), "regex", diags);
-    not_for(!is_string && v.min_length.is_some(), v.min_length.as_ref().map(|m| &m.loc), "minLength", diags);
-    not_for(!is_string && v.max_length.is_some(), v.max_length.as_ref().map(|m| &m.loc), "maxLength", diags);
-    not_for(t != "enum" && !v.allowed_values.is_empty(), v.allowed_values.first().map(|m| &m.loc), "allowedValues", diags);
+    not_for(
+        !numeric_or_temporal && !is_string && v.min.is_some(),
+        v.min.as_ref().map(|m| &m.loc),
+        "min",
+        diags,
+    );
+    not_for(
+        !numeric_or_temporal && !is_string && v.max.is_some(),
+        v.max.as_ref().map(|m| &m.loc),
+        "max",
+        diags,
+    );
+    not_for(
+        !is_string && v.regex.is_some(),
+        v.regex.as_ref().map(|m| &m.loc),
+        "regex",
+        diags,
+    );
+    not_for(
+        !is_string && v.min_length.is_some(),
+        v.min_length.as_ref().map(|m| &m.loc),
+        "minLength",
+        diags,
+    );
+    not_for(
+        !is_string && v.max_length.is_some(),
+        v.max_length.as_ref().map(|m| &m.loc),
+        "maxLength",
+        diags,
+    );
+    not_for(
+        t != "enum" && !v.allowed_values.is_empty(),
+        v.allowed_values.first().map(|m| &m.loc),
+        "allowedValues",
+        diags,
+    );
 
-    let parse_bound = |b: &Option<Sp<String>>, name: &str, ty: &FieldType, diags: &mut Diagnostics| -> Option<String> {
+    let parse_bound = |b: &Option<Sp<String>>,
+                       name: &str,
+                       ty: &FieldType,
+                       diags: &mut Diagnostics|
+     -> Option<String> {
         let b = b.as_ref()?;
         match values::check_value(ty, &b.value) {
             Ok(()) => Some(b.value.clone()),
             Err(reason) => {
-                diags.error(&b.loc, key(name), format!("invalid bound `{}`: {reason}", b.value), None);
+                diags.error(
+                    &b.loc,
+                    key(name),
+                    format!("invalid bound `{}`: {reason}", b.value),
+                    None,
+                );
                 None
             }
         }
     };
     Some(match t.as_str() {
         "int" | "integer" => {
-            let unbounded = FieldType::Int { min: None, max: None };
+            let unbounded = FieldType::Int {
+                min: None,
+                max: None,
+            };
             let min = parse_bound(&v.min, "min", &unbounded, diags).and_then(|s| s.parse().ok());
             let max = parse_bound(&v.max, "max", &unbounded, diags).and_then(|s| s.parse().ok());
             if let (Some(lo), Some(hi)) = (min, max)
                 && lo > hi
             {
-                bound_error(diags, format!("invalid validator bounds: min {lo} is greater than max {hi}"));
+                bound_error(
+                    diags,
+                    format!("invalid validator bounds: min {lo} is greater than max {hi}"),
+                );
             }
             FieldType::Int { min, max }
         }
         "double" | "number" | "float" => {
-            let unbounded = FieldType::Double { min: None, max: None };
+            let unbounded = FieldType::Double {
+                min: None,
+                max: None,
+            };
             let min = parse_bound(&v.min, "min", &unbounded, diags).and_then(|s| s.parse().ok());
             let max = parse_bound(&v.max, "max", &unbounded, diags).and_then(|s| s.parse().ok());
             if let (Some(lo), Some(hi)) = (min, max)
                 && lo > hi
             {
-                bound_error(diags, format!("invalid validator bounds: min {lo} is greater than max {hi}"));
+                bound_error(
+                    diags,
+                    format!("invalid validator bounds: min {lo} is greater than max {hi}"),
+                );
             }
             FieldType::Double { min, max }
         }
         "boolean" | "bool" => FieldType::Bool,
         "string" => {
-            let pattern = v.regex.as_ref().and_then(|r| match Regex::new(&format!("^(?:{})$", r.value)) {
-                Ok(_) => Some(r.value.clone()),
-                Err(e) => {
-                    diags.error(&r.loc, key("regex"), format!("invalid regular expression: {}", first_line(&e.to_string())), None);
-                    None
-                }
-            });
+            let pattern =
+                v.regex
+                    .as_ref()
+                    .and_then(|r| match Regex::new(&format!("^(?:{})$", r.value)) {
+                        Ok(_) => Some(r.value.clone()),
+                        Err(e) => {
+                            diags.error(
+                                &r.loc,
+                                key("regex"),
+                                format!(
+                                    "invalid regular expression: {}",
+                                    first_line(&e.to_string())
+                                ),
+                                None,
+                            );
+                            None
+                        }
+                    });
             // flAPI writes string length bounds as `min`/`max` too.
-            let as_len = |s: &Option<Sp<String>>, name: &str, diags: &mut Diagnostics| -> Option<u64> {
-                let s = s.as_ref()?;
-                match s.value.parse::<u64>() {
-                    Ok(n) => Some(n),
-                    Err(_) => {
-                        diags.error(&s.loc, key(name), format!("a string length bound must be a non-negative integer, found `{}`", s.value), None);
-                        None
+            let as_len =
+                |s: &Option<Sp<String>>, name: &str, diags: &mut Diagnostics| -> Option<u64> {
+                    let s = s.as_ref()?;
+                    match s.value.parse::<u64>() {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            diags.error(
+                            &s.loc,
+                            key(name),
+                            format!(
+                                "a string length bound must be a non-negative integer, found `{}`",
+                                s.value
+                            ),
+                            None,
+                        );
+                            None
+                        }
                     }
-                }
-            };
+                };
             let neg = |n: &Option<Sp<i64>>, name: &str, diags: &mut Diagnostics| -> Option<u64> {
                 let n = n.as_ref()?;
                 if n.value < 0 {
@@ -695,23 +916,44 @@ fn validator_type(v: &RawValidator, kind: &Sp<String>, diags: &mut Diagnostics) 
                     Some(n.value as u64)
                 }
             };
-            let min_length = neg(&v.min_length, "minLength", diags).or(as_len(&v.min, "min", diags));
-            let max_length = neg(&v.max_length, "maxLength", diags).or(as_len(&v.max, "max", diags));
+            let min_length =
+                neg(&v.min_length, "minLength", diags).or(as_len(&v.min, "min", diags));
+            let max_length =
+                neg(&v.max_length, "maxLength", diags).or(as_len(&v.max, "max", diags));
             if let (Some(lo), Some(hi)) = (min_length, max_length)
                 && lo > hi
             {
-                bound_error(diags, format!("invalid validator bounds: minimum length {lo} is greater than maximum length {hi}"));
+                bound_error(
+                    diags,
+                    format!(
+                        "invalid validator bounds: minimum length {lo} is greater than maximum length {hi}"
+                    ),
+                );
             }
-            FieldType::String { pattern, min_length, max_length }
+            FieldType::String {
+                pattern,
+                min_length,
+                max_length,
+            }
         }
         "enum" => {
             if v.allowed_values.is_empty() {
-                diags.error(&kind.loc, key("allowedValues"), "an enum validator needs `allowedValues`", Some("list the allowed values".into()));
+                diags.error(
+                    &kind.loc,
+                    key("allowedValues"),
+                    "an enum validator needs `allowedValues`",
+                    Some("list the allowed values".into()),
+                );
             }
             let mut values: Vec<String> = Vec::new();
             for value in &v.allowed_values {
                 if values.contains(&value.value) {
-                    diags.error(&value.loc, key("allowedValues"), format!("`{}` is listed twice", value.value), None);
+                    diags.error(
+                        &value.loc,
+                        key("allowedValues"),
+                        format!("`{}` is listed twice", value.value),
+                        None,
+                    );
                 } else {
                     values.push(value.value.clone());
                 }
@@ -720,16 +962,28 @@ fn validator_type(v: &RawValidator, kind: &Sp<String>, diags: &mut Diagnostics) 
         }
         "date" | "time" | "timestamp" => {
             let unbounded = match t.as_str() {
-                "date" => FieldType::Date { min: None, max: None },
-                "time" => FieldType::Time { min: None, max: None },
-                _ => FieldType::Timestamp { min: None, max: None },
+                "date" => FieldType::Date {
+                    min: None,
+                    max: None,
+                },
+                "time" => FieldType::Time {
+                    min: None,
+                    max: None,
+                },
+                _ => FieldType::Timestamp {
+                    min: None,
+                    max: None,
+                },
             };
             let min = parse_bound(&v.min, "min", &unbounded, diags);
             let max = parse_bound(&v.max, "max", &unbounded, diags);
             if let (Some(lo), Some(hi)) = (&min, &max)
                 && values::temporal_key(lo) > values::temporal_key(hi)
             {
-                bound_error(diags, format!("invalid validator bounds: min {lo} is after max {hi}"));
+                bound_error(
+                    diags,
+                    format!("invalid validator bounds: min {lo} is after max {hi}"),
+                );
             }
             match t.as_str() {
                 "date" => FieldType::Date { min, max },
@@ -744,10 +998,10 @@ fn validator_type(v: &RawValidator, kind: &Sp<String>, diags: &mut Diagnostics) 
                 &kind.loc,
                 key("type"),
                 format!("unknown validator type `{other}`"),
-                did_you_mean(other, TYPES.iter().copied()).or_else(|| Some(format!("one of: {}", TYPES.join(", ")))),
+                did_you_mean(other, TYPES.iter().copied())
+                    .or_else(|| Some(format!("one of: {}", TYPES.join(", ")))),
             );
             return None;
         }
     })
 }
-

@@ -90,7 +90,11 @@ impl Visitor for ForbiddenVisitor {
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         match factor {
-            TableFactor::Table { name, args: Some(_), .. } => self.check_function(name),
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => self.check_function(name),
             TableFactor::Function { name, .. } => self.check_function(name),
             _ => {}
         }
@@ -106,8 +110,9 @@ impl Visitor for ForbiddenVisitor {
 
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
         if select.into.is_some() {
-            self.problems
-                .push("`SELECT … INTO` creates a table and is not allowed in a read endpoint".into());
+            self.problems.push(
+                "`SELECT … INTO` creates a table and is not allowed in a read endpoint".into(),
+            );
         }
         ControlFlow::Continue(())
     }
@@ -136,7 +141,10 @@ struct PositionVisitor(PlaceholderPositions);
 
 fn placeholder_name(expr: &Expr) -> Option<&str> {
     match expr {
-        Expr::Value(ValueWithSpan { value: Value::Placeholder(name), .. }) => Some(name),
+        Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(name),
+            ..
+        }) => Some(name),
         Expr::Nested(inner) => placeholder_name(inner),
         _ => None,
     }

@@ -8,19 +8,33 @@ use crate::model::FieldType;
 pub fn check_value(ty: &FieldType, text: &str) -> Result<(), String> {
     match ty {
         FieldType::Int { min, max } => {
-            let n: i64 = text.trim().parse().map_err(|_| "expected a 64-bit integer".to_string())?;
+            let n: i64 = text
+                .trim()
+                .parse()
+                .map_err(|_| "expected a 64-bit integer".to_string())?;
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                return Err(format!("{n} is outside {}..={}", fmt_opt(min), fmt_opt(max)));
+                return Err(format!(
+                    "{n} is outside {}..={}",
+                    fmt_opt(min),
+                    fmt_opt(max)
+                ));
             }
             Ok(())
         }
         FieldType::Double { min, max } => {
-            let n: f64 = text.trim().parse().map_err(|_| "expected a number".to_string())?;
+            let n: f64 = text
+                .trim()
+                .parse()
+                .map_err(|_| "expected a number".to_string())?;
             if !n.is_finite() {
                 return Err("expected a finite number".into());
             }
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                return Err(format!("{n} is outside {}..={}", fmt_opt(min), fmt_opt(max)));
+                return Err(format!(
+                    "{n} is outside {}..={}",
+                    fmt_opt(min),
+                    fmt_opt(max)
+                ));
             }
             Ok(())
         }
@@ -28,10 +42,18 @@ pub fn check_value(ty: &FieldType, text: &str) -> Result<(), String> {
             "true" | "false" | "1" | "0" => Ok(()),
             _ => Err("expected true or false".into()),
         },
-        FieldType::String { pattern, min_length, max_length } => {
+        FieldType::String {
+            pattern,
+            min_length,
+            max_length,
+        } => {
             let len = text.chars().count() as u64;
             if min_length.is_some_and(|m| len < m) || max_length.is_some_and(|m| len > m) {
-                return Err(format!("length {len} is outside {}..={}", fmt_opt(min_length), fmt_opt(max_length)));
+                return Err(format!(
+                    "length {len} is outside {}..={}",
+                    fmt_opt(min_length),
+                    fmt_opt(max_length)
+                ));
             }
             if let Some(p) = pattern
                 && let Ok(re) = Regex::new(&format!("^(?:{p})$"))
@@ -49,29 +71,43 @@ pub fn check_value(ty: &FieldType, text: &str) -> Result<(), String> {
             }
         }
         FieldType::Date { min, max } => {
-            is_date(text).then_some(()).ok_or("expected a date YYYY-MM-DD")?;
+            is_date(text)
+                .then_some(())
+                .ok_or("expected a date YYYY-MM-DD")?;
             check_range(text, min, max)
         }
         FieldType::Time { min, max } => {
-            is_time(text).then_some(()).ok_or("expected a time HH:MM[:SS[.ffffff]]")?;
+            is_time(text)
+                .then_some(())
+                .ok_or("expected a time HH:MM[:SS[.ffffff]]")?;
             check_range(text, min, max)
         }
         FieldType::Timestamp { min, max } => {
-            is_timestamp(text).then_some(()).ok_or("expected a timestamp YYYY-MM-DDTHH:MM[:SS[.ffffff]]")?;
+            is_timestamp(text)
+                .then_some(())
+                .ok_or("expected a timestamp YYYY-MM-DDTHH:MM[:SS[.ffffff]]")?;
             check_range(text, min, max)
         }
         FieldType::Uuid => {
             let ok = text.len() == 36
                 && text.char_indices().all(|(i, c)| {
-                    if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() }
+                    if [8, 13, 18, 23].contains(&i) {
+                        c == '-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
                 });
             ok.then_some(()).ok_or_else(|| "expected a UUID".into())
         }
         FieldType::Email => {
             let ok = text.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !text.contains(char::is_whitespace)
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !text.contains(char::is_whitespace)
             });
-            ok.then_some(()).ok_or_else(|| "expected an email address".into())
+            ok.then_some(())
+                .ok_or_else(|| "expected an email address".into())
         }
     }
 }
@@ -88,20 +124,32 @@ pub fn temporal_key(text: &str) -> String {
 
 fn check_range(text: &str, min: &Option<String>, max: &Option<String>) -> Result<(), String> {
     let key = temporal_key(text);
-    if min.as_ref().is_some_and(|m| key < temporal_key(m)) || max.as_ref().is_some_and(|m| key > temporal_key(m)) {
-        return Err(format!("{text} is outside {}..={}", fmt_opt(min), fmt_opt(max)));
+    if min.as_ref().is_some_and(|m| key < temporal_key(m))
+        || max.as_ref().is_some_and(|m| key > temporal_key(m))
+    {
+        return Err(format!(
+            "{text} is outside {}..={}",
+            fmt_opt(min),
+            fmt_opt(max)
+        ));
     }
     Ok(())
 }
 
 fn digits(s: &str, n: usize) -> Option<u32> {
-    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 pub fn is_date(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return false };
-    let (Some(y), Some(m), Some(d)) = (digits(y, 4), digits(m, 2), digits(d, 2)) else { return false };
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    let (Some(y), Some(m), Some(d)) = (digits(y, 4), digits(m, 2), digits(d, 2)) else {
+        return false;
+    };
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -123,9 +171,13 @@ pub fn is_time(text: &str) -> bool {
     }
     let parts: Vec<&str> = main.split(':').collect();
     match parts.as_slice() {
-        [h, m] if frac.is_none() => digits(h, 2).is_some_and(|h| h < 24) && digits(m, 2).is_some_and(|m| m < 60),
+        [h, m] if frac.is_none() => {
+            digits(h, 2).is_some_and(|h| h < 24) && digits(m, 2).is_some_and(|m| m < 60)
+        }
         [h, m, s] => {
-            digits(h, 2).is_some_and(|h| h < 24) && digits(m, 2).is_some_and(|m| m < 60) && digits(s, 2).is_some_and(|s| s < 60)
+            digits(h, 2).is_some_and(|h| h < 24)
+                && digits(m, 2).is_some_and(|m| m < 60)
+                && digits(s, 2).is_some_and(|s| s < 60)
         }
         _ => false,
     }
@@ -155,7 +207,10 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let ty = FieldType::Int { min: Some(1), max: Some(10) };
+        let ty = FieldType::Int {
+            min: Some(1),
+            max: Some(10),
+        };
         assert!(check_value(&ty, "5").is_ok());
         assert!(check_value(&ty, "11").is_err());
         assert!(check_value(&ty, "1; DROP").is_err());

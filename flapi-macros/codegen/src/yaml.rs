@@ -133,7 +133,9 @@ impl RawNode {
             RawKind::Int(i) => Kind::Int(i),
             RawKind::Float(f) => Kind::Float(f),
             RawKind::Str(s) => Kind::Str(s),
-            RawKind::Seq(items) => Kind::Seq(items.into_iter().map(|n| n.into_node(file)).collect()),
+            RawKind::Seq(items) => {
+                Kind::Seq(items.into_iter().map(|n| n.into_node(file)).collect())
+            }
             RawKind::Map(entries) => Kind::Map(
                 entries
                     .into_iter()

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use flapi_codegen::{Diagnostic, Severity, load};
 
-const CONFIG: &str = "project-name: fixture\nconnections:\n  main:\n    properties:\n      region: eu\n";
+const CONFIG: &str =
+    "project-name: fixture\nconnections:\n  main:\n    properties:\n      region: eu\n";
 
 /// Writes `files` into a temporary project folder and loads it.
 fn diagnose(files: &[(&str, &str)]) -> Vec<Diagnostic> {
@@ -23,17 +24,30 @@ fn diagnose(files: &[(&str, &str)]) -> Vec<Diagnostic> {
 }
 
 fn errors(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
-    diagnostics.iter().filter(|d| d.severity == Severity::Error).collect()
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect()
 }
 
 /// Exactly one error, at `file:line:col`, whose message contains `message`.
-fn assert_one(diagnostics: &[Diagnostic], file: &str, line: u64, column: u64, message: &str) -> Diagnostic {
+fn assert_one(
+    diagnostics: &[Diagnostic],
+    file: &str,
+    line: u64,
+    column: u64,
+    message: &str,
+) -> Diagnostic {
     let errors = errors(diagnostics);
     assert_eq!(errors.len(), 1, "expected one error, got: {errors:#?}");
     let d = errors[0].clone();
     assert_eq!(d.location.file, Path::new(file), "{d}");
     assert_eq!((d.location.line, d.location.column), (line, column), "{d}");
-    assert!(d.message.contains(message), "message `{}` lacks `{message}`", d.message);
+    assert!(
+        d.message.contains(message),
+        "message `{}` lacks `{message}`",
+        d.message
+    );
     d
 }
 
@@ -45,28 +59,52 @@ fn endpoint(sql_name: &str, extra: &str) -> String {
 fn unknown_key_suggests_the_right_one() {
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
-        ("sqls/items.yaml", "url-path: /items\ntemplate-sorce: items.sql\n"),
+        (
+            "sqls/items.yaml",
+            "url-path: /items\ntemplate-sorce: items.sql\n",
+        ),
         ("sqls/items.sql", "SELECT 1"),
     ]);
     let all = errors(&d);
-    let unknown = all.iter().find(|d| d.message.contains("unknown key")).expect("unknown key reported");
+    let unknown = all
+        .iter()
+        .find(|d| d.message.contains("unknown key"))
+        .expect("unknown key reported");
     assert_eq!(unknown.location.file, Path::new("sqls/items.yaml"));
     assert_eq!((unknown.location.line, unknown.location.column), (2, 1));
     assert_eq!(unknown.key_path, "template-sorce");
-    assert_eq!(unknown.help.as_deref(), Some("did you mean `template-source`?"));
-    assert!(unknown.to_string().starts_with("sqls/items.yaml:2:1: error at `template-sorce`: unknown key"));
+    assert_eq!(
+        unknown.help.as_deref(),
+        Some("did you mean `template-source`?")
+    );
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("sqls/items.yaml:2:1: error at `template-sorce`: unknown key")
+    );
 }
 
 #[test]
 fn unknown_key_in_flapi_yaml_and_unsupported_key() {
     let d = diagnose(&[
-        ("flapi.yaml", "project-name: x\nprojct-description: y\nauth:\n  enabled: true\n"),
+        (
+            "flapi.yaml",
+            "project-name: x\nprojct-description: y\nauth:\n  enabled: true\n",
+        ),
         ("sqls/a.yaml", &endpoint("a.sql", "")),
         ("sqls/a.sql", "SELECT 1"),
     ]);
     let all = errors(&d);
-    assert!(all.iter().any(|d| d.location.line == 2 && d.help.as_deref() == Some("did you mean `project-description`?")), "{all:#?}");
-    assert!(all.iter().any(|d| d.location.line == 3 && d.message.contains("`auth` is not supported yet")), "{all:#?}");
+    assert!(
+        all.iter().any(|d| d.location.line == 2
+            && d.help.as_deref() == Some("did you mean `project-description`?")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|d| d.location.line == 3 && d.message.contains("`auth` is not supported yet")),
+        "{all:#?}"
+    );
 }
 
 #[test]
@@ -76,7 +114,13 @@ fn missing_template_file() {
         ("sqls/items.yaml", &endpoint("itemz.sql", "")),
         ("sqls/items.sql", "SELECT 1"),
     ]);
-    let e = assert_one(&d, "sqls/items.yaml", 2, 18, "template file `itemz.sql` does not exist");
+    let e = assert_one(
+        &d,
+        "sqls/items.yaml",
+        2,
+        18,
+        "template file `itemz.sql` does not exist",
+    );
     assert_eq!(e.help.as_deref(), Some("did you mean `items.sql`?"));
 }
 
@@ -84,7 +128,10 @@ fn missing_template_file() {
 fn unknown_connection() {
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
-        ("sqls/items.yaml", "url-path: /items\ntemplate-source: items.sql\nconnection: [mian]\n"),
+        (
+            "sqls/items.yaml",
+            "url-path: /items\ntemplate-source: items.sql\nconnection: [mian]\n",
+        ),
         ("sqls/items.sql", "SELECT 1"),
     ]);
     let e = assert_one(&d, "sqls/items.yaml", 3, 14, "unknown connection `mian`");
@@ -101,31 +148,73 @@ fn undeclared_template_variable() {
         ),
         ("sqls/items.sql", "SELECT 1\nWHERE x = '{{ params.nmae }}'"),
     ]);
-    let e = assert_one(&d, "sqls/items.sql", 2, 12, "`params.nmae` has no matching request field");
-    assert!(e.help.as_deref().unwrap_or("").contains("did you mean `name`?"));
+    let e = assert_one(
+        &d,
+        "sqls/items.sql",
+        2,
+        12,
+        "`params.nmae` has no matching request field",
+    );
+    assert!(
+        e.help
+            .as_deref()
+            .unwrap_or("")
+            .contains("did you mean `name`?")
+    );
 }
 
 #[test]
 fn duplicate_route() {
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
-        ("sqls/a.yaml", "url-path: /items/:id\ntemplate-source: a.sql\nrequest:\n  - field-name: id\n    field-in: path\n"),
+        (
+            "sqls/a.yaml",
+            "url-path: /items/:id\ntemplate-source: a.sql\nrequest:\n  - field-name: id\n    field-in: path\n",
+        ),
         ("sqls/a.sql", "SELECT {{ params.id }} AS id"),
-        ("sqls/b.yaml", "url-path: /items/:key\ntemplate-source: b.sql\nrequest:\n  - field-name: key\n    field-in: path\n"),
+        (
+            "sqls/b.yaml",
+            "url-path: /items/:key\ntemplate-source: b.sql\nrequest:\n  - field-name: key\n    field-in: path\n",
+        ),
         ("sqls/b.sql", "SELECT {{ params.key }} AS key"),
     ]);
-    let e = assert_one(&d, "sqls/b.yaml", 1, 11, "duplicate route `GET /items/:key`");
-    assert!(e.message.contains("sqls/a.yaml declares the same route at line 1"), "{e}");
+    let e = assert_one(
+        &d,
+        "sqls/b.yaml",
+        1,
+        11,
+        "duplicate route `GET /items/:key`",
+    );
+    assert!(
+        e.message
+            .contains("sqls/a.yaml declares the same route at line 1"),
+        "{e}"
+    );
 }
 
 #[test]
 fn identifier_site_without_enum() {
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
-        ("sqls/items.yaml", &endpoint("items.sql", "request:\n  - field-name: sort\n    required: true\n")),
-        ("sqls/items.sql", "SELECT a, b FROM t\nORDER BY {{ params.sort }}"),
+        (
+            "sqls/items.yaml",
+            &endpoint(
+                "items.sql",
+                "request:\n  - field-name: sort\n    required: true\n",
+            ),
+        ),
+        (
+            "sqls/items.sql",
+            "SELECT a, b FROM t\nORDER BY {{ params.sort }}",
+        ),
     ]);
-    let e = assert_one(&d, "sqls/items.sql", 2, 10, "identifier or keyword position");
+    let e = assert_one(
+        &d,
+        "sqls/items.sql",
+        2,
+        10,
+        "identifier or keyword position",
+    );
     assert!(e.help.as_deref().unwrap_or("").contains("enum validator"));
 }
 
@@ -133,10 +222,25 @@ fn identifier_site_without_enum() {
 fn identifier_site_in_from_position_without_enum() {
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
-        ("sqls/items.yaml", &endpoint("items.sql", "request:\n  - field-name: table\n    required: true\n")),
-        ("sqls/items.sql", "SELECT * FROM {{ params.table }} WHERE 1 = 1"),
+        (
+            "sqls/items.yaml",
+            &endpoint(
+                "items.sql",
+                "request:\n  - field-name: table\n    required: true\n",
+            ),
+        ),
+        (
+            "sqls/items.sql",
+            "SELECT * FROM {{ params.table }} WHERE 1 = 1",
+        ),
     ]);
-    assert_one(&d, "sqls/items.sql", 1, 15, "identifier or keyword position");
+    assert_one(
+        &d,
+        "sqls/items.sql",
+        1,
+        15,
+        "identifier or keyword position",
+    );
 }
 
 #[test]
@@ -147,8 +251,15 @@ fn multi_statement_sql() {
         ("sqls/items.sql", "SELECT 1;\nDROP TABLE customers;"),
     ]);
     let all = errors(&d);
-    assert!(all.iter().any(|d| d.message.contains("exactly one SQL statement, found 2")), "{all:#?}");
-    assert!(all.iter().all(|d| d.location.file == Path::new("sqls/items.sql") && d.location.line == 1));
+    assert!(
+        all.iter()
+            .any(|d| d.message.contains("exactly one SQL statement, found 2")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .all(|d| d.location.file == Path::new("sqls/items.sql") && d.location.line == 1)
+    );
 }
 
 #[test]
@@ -171,11 +282,17 @@ fn ddl_copy_attach_install_set_are_rejected() {
         ]);
         let all = errors(&d);
         assert!(
-            all.iter().any(|d| d.message.contains(&format!("`{keyword}` statements are not allowed"))
+            all.iter().any(|d| d
+                .message
+                .contains(&format!("`{keyword}` statements are not allowed"))
                 || d.message.contains("does not parse")),
             "{sql}: {all:#?}"
         );
-        assert!(all.iter().all(|d| d.location.file == Path::new("sqls/items.sql")), "{sql}");
+        assert!(
+            all.iter()
+                .all(|d| d.location.file == Path::new("sqls/items.sql")),
+            "{sql}"
+        );
     }
 }
 
@@ -186,7 +303,13 @@ fn query_table_functions_are_rejected() {
         ("sqls/items.yaml", &endpoint("items.sql", "")),
         ("sqls/items.sql", "SELECT * FROM query('SELECT 42')"),
     ]);
-    assert_one(&d, "sqls/items.sql", 1, 1, "function `query` is not allowed");
+    assert_one(
+        &d,
+        "sqls/items.sql",
+        1,
+        1,
+        "function `query` is not allowed",
+    );
 }
 
 #[test]
@@ -214,20 +337,29 @@ fn five_errors_are_all_reported() {
             "sqls/items.yaml",
             "url-path: /items\ntemplate-source: items.sql\nconnection: [nope]\nwith-pagniation: false\nrequest:\n  - field-name: n\n    validators:\n      - type: int\n        min: 5\n        max: 4\n",
         ),
-        ("sqls/items.sql", "SELECT {{ params.n }} AS n, '{{ params.missing }}' AS m\nORDER BY {{ params.n }}"),
+        (
+            "sqls/items.sql",
+            "SELECT {{ params.n }} AS n, '{{ params.missing }}' AS m\nORDER BY {{ params.n }}",
+        ),
     ]);
     let all = errors(&d);
     let expected = [
         ("sqls/items.yaml", 3, "unknown connection `nope`"),
         ("sqls/items.yaml", 4, "unknown key `with-pagniation`"),
         ("sqls/items.yaml", 9, "min 5 is greater than max 4"),
-        ("sqls/items.sql", 1, "`params.missing` has no matching request field"),
+        (
+            "sqls/items.sql",
+            1,
+            "`params.missing` has no matching request field",
+        ),
         ("sqls/items.sql", 2, "identifier or keyword position"),
     ];
     assert_eq!(all.len(), expected.len(), "{all:#?}");
     for (file, line, message) in expected {
         assert!(
-            all.iter().any(|d| d.location.file == Path::new(file) && d.location.line == line && d.message.contains(message)),
+            all.iter().any(|d| d.location.file == Path::new(file)
+                && d.location.line == line
+                && d.message.contains(message)),
             "missing {file}:{line} {message}: {all:#?}"
         );
     }
@@ -239,19 +371,36 @@ fn default_must_fit_the_type() {
         ("flapi.yaml", CONFIG),
         (
             "sqls/items.yaml",
-            &endpoint("items.sql", "request:\n  - field-name: d\n    default: 2024-13-01\n    validators:\n      - type: date\n"),
+            &endpoint(
+                "items.sql",
+                "request:\n  - field-name: d\n    default: 2024-13-01\n    validators:\n      - type: date\n",
+            ),
         ),
         ("sqls/items.sql", "SELECT '{{ params.d }}' AS d"),
     ]);
-    assert_one(&d, "sqls/items.yaml", 6, 14, "default `2024-13-01` is not valid");
+    assert_one(
+        &d,
+        "sqls/items.yaml",
+        6,
+        14,
+        "default `2024-13-01` is not valid",
+    );
 }
 
 #[test]
 fn yaml_syntax_error_has_a_location() {
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
-        ("sqls/items.yaml", "url-path: /items\n  template-source: [\n"),
+        (
+            "sqls/items.yaml",
+            "url-path: /items\n  template-source: [\n",
+        ),
     ]);
     let all = errors(&d);
-    assert!(all.iter().any(|d| d.location.file == Path::new("sqls/items.yaml") && d.message.starts_with("invalid YAML")), "{all:#?}");
+    assert!(
+        all.iter()
+            .any(|d| d.location.file == Path::new("sqls/items.yaml")
+                && d.message.starts_with("invalid YAML")),
+        "{all:#?}"
+    );
 }

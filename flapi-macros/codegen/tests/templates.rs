@@ -20,7 +20,13 @@ fn compile(fields: &str, sql: &str) -> Endpoint {
     std::fs::write(dir.path().join("sqls/e.sql"), sql).expect("write");
     match load(dir.path()) {
         Ok((mut project, _)) => project.endpoints.remove(0),
-        Err(d) => panic!("{}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
+        Err(d) => panic!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     }
 }
 
@@ -36,7 +42,11 @@ fn quoted_sites_split_the_literal() {
     );
     assert_eq!(
         e.template.variants[0].binds,
-        [BindSource::Field(0), BindSource::Field(1), BindSource::Field(0)]
+        [
+            BindSource::Field(0),
+            BindSource::Field(1),
+            BindSource::Field(0)
+        ]
     );
 }
 
@@ -66,7 +76,13 @@ fn enum_identifier_sites_map_to_fixed_identifiers() {
         "SELECT name, created_at FROM t ORDER BY {{ params.sort }}",
     );
     let texts: Vec<&str> = e.template.texts.iter().map(|t| t.sql.as_str()).collect();
-    assert_eq!(texts, ["SELECT name, created_at FROM t ORDER BY name", "SELECT name, created_at FROM t ORDER BY created_at"]);
+    assert_eq!(
+        texts,
+        [
+            "SELECT name, created_at FROM t ORDER BY name",
+            "SELECT name, created_at FROM t ORDER BY created_at"
+        ]
+    );
     assert!(e.template.variants.iter().all(|v| v.binds.is_empty()));
 }
 
@@ -90,7 +106,10 @@ fn connection_properties_are_escaped_literals_and_env_is_bound() {
         e.template.texts[0].sql,
         "SELECT * FROM read_parquet('data/x.parquet') WHERE owner = 'O''Brien' AND k = ?"
     );
-    assert_eq!(e.template.variants[0].binds, [BindSource::Env("FLAPI_KEY".into())]);
+    assert_eq!(
+        e.template.variants[0].binds,
+        [BindSource::Env("FLAPI_KEY".into())]
+    );
 }
 
 #[test]
@@ -99,7 +118,10 @@ fn unquoted_value_sites_are_bound() {
         "  - field-name: id\n    required: true\n    validators: [{type: int}]\n",
         "SELECT {{ params.id }} AS echo FROM t WHERE id = {{params.id}} LIMIT {{ params.id }}",
     );
-    assert_eq!(e.template.texts[0].sql, "SELECT ? AS echo FROM t WHERE id = ? LIMIT ?");
+    assert_eq!(
+        e.template.texts[0].sql,
+        "SELECT ? AS echo FROM t WHERE id = ? LIMIT ?"
+    );
 }
 
 #[test]
@@ -107,11 +129,37 @@ fn pagination_wraps_the_text_at_build_time() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join("sqls")).expect("mkdir");
     std::fs::write(dir.path().join("flapi.yaml"), "project-name: t\n").expect("write");
-    std::fs::write(dir.path().join("sqls/e.yaml"), "url-path: /e\ntemplate-source: e.sql\n").expect("write");
+    std::fs::write(
+        dir.path().join("sqls/e.yaml"),
+        "url-path: /e\ntemplate-source: e.sql\n",
+    )
+    .expect("write");
     std::fs::write(dir.path().join("sqls/e.sql"), "SELECT 1 AS x;\n").expect("write");
     let (project, _) = load(dir.path()).expect("loads");
     let text = &project.endpoints[0].template.texts[0];
     assert_eq!(text.sql, "SELECT 1 AS x");
-    assert_eq!(text.paged_sql.as_deref(), Some("SELECT * FROM (\nSELECT 1 AS x\n) AS flapi_page LIMIT ? OFFSET ?"));
-    assert_eq!(text.count_sql.as_deref(), Some("SELECT count(*) AS total_count FROM (\nSELECT 1 AS x\n) AS flapi_page"));
+    assert_eq!(
+        text.paged_sql.as_deref(),
+        Some("SELECT * FROM (\nSELECT 1 AS x\n) AS flapi_page LIMIT ? OFFSET ?")
+    );
+    assert_eq!(
+        text.count_sql.as_deref(),
+        Some("SELECT count(*) AS total_count FROM (\nSELECT 1 AS x\n) AS flapi_page")
+    );
+}
+
+#[test]
+fn standalone_section_lines_leave_no_blank_lines() {
+    let e = compile(
+        "  - field-name: a\n    validators: [{type: int}]\n",
+        "SELECT 1 AS x\nWHERE true\n  {{#params.a}}\n  AND a = {{ params.a }}\n  {{/params.a}}\n{{! a comment }}\nORDER BY 1",
+    );
+    let texts: Vec<&str> = e.template.texts.iter().map(|t| t.sql.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "SELECT 1 AS x\nWHERE true\nORDER BY 1",
+            "SELECT 1 AS x\nWHERE true\n  AND a = ?\nORDER BY 1"
+        ]
+    );
 }

@@ -1,0 +1,328 @@
+//! Benchmark (not a test; run `benches/run.sh`): requests per second and
+//! p50/p99 latency at 32 connections for the bench project's point lookup
+//! and filtered list, for flapi, for the C++ flAPI on the same project and
+//! data, and a bare in-process DuckDB loop running the same prepared query
+//! on the same number of threads. Prints every figure and the ratios of
+//! SPEC §15. Load comes from `wrk` (a separate process) for both servers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod bench_project {
+    flapi_macros::project!("benches/project");
+}
+
+use bench_project::PROJECT;
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+const LOOKUP_LUA: &str = r#"
+math.randomseed(7)
+request = function() return wrk.format("GET", "/customers/" .. math.random(1, 1500)) end
+"#;
+const LIST_LUA: &str = r#"
+local segments = {"AUTOMOBILE", "BUILDING", "FURNITURE", "HOUSEHOLD", "MACHINERY"}
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/customers?segment=" .. segments[math.random(1, 5)] .. "&nation=" .. math.random(0, 24))
+end
+"#;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn duration_ms(text: &str) -> f64 {
+    let text = text.trim();
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (text, 1.0)
+    };
+    number.parse::<f64>().unwrap_or(f64::NAN) * factor
+}
+
+fn wrk(port: u16, lua: &str, seconds: u64, connections: u32) -> Load {
+    let script =
+        std::env::temp_dir().join(format!("flapi-bench-{}-{port}.lua", std::process::id()));
+    std::fs::write(&script, lua).expect("write wrk script");
+    let output = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.trim_start()[prefix.len()..].trim().to_string())
+    };
+    Load {
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        p50_ms: field("50%").map(|v| duration_ms(&v)).unwrap_or(f64::NAN),
+        p99_ms: field("99%").map(|v| duration_ms(&v)).unwrap_or(f64::NAN),
+        non_2xx: field("Non-2xx or 3xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls until the server answers 200; bounded, returns the elapsed time.
+fn wait_ready(port: u16, path: &str, started: Instant) -> Option<Duration> {
+    for _ in 0..3000 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            );
+            let mut buf = [0u8; 12];
+            if std::io::Read::read_exact(&mut stream, &mut buf).is_ok()
+                && buf.starts_with(b"HTTP/1.1 200")
+            {
+                return Some(started.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+struct Peer(Child);
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same prepared queries in a loop on `threads` connections.
+fn bare_duckdb(project_dir: &Path, threads: usize, seconds: u64) -> (f64, f64) {
+    let db = duckdb::Connection::open_in_memory().expect("duckdb");
+    db.execute_batch(&format!(
+        "CREATE TABLE customers AS SELECT * FROM read_parquet('{}')",
+        project_dir.join("data/customers.parquet").display()
+    ))
+    .expect("load");
+    let lookup = PROJECT
+        .endpoints
+        .iter()
+        .find(|e| e.id == "customer")
+        .expect("lookup")
+        .texts[0]
+        .sql;
+    let run = |sql: &'static str, list: bool| -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let conn = db.try_clone().expect("clone");
+                std::thread::spawn(move || {
+                    let mut stmt = conn.prepare(sql).expect("prepare");
+                    let mut n = 0u64;
+                    let mut x: u64 = 7 + t as u64;
+                    while Instant::now() < deadline {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let mut rows = if list {
+                            stmt.query(duckdb::params!["BUILDING", ((x >> 33) % 25) as i64])
+                                .expect("query")
+                        } else {
+                            stmt.query(duckdb::params![(1 + (x >> 33) % 1500) as i64])
+                                .expect("query")
+                        };
+                        while let Ok(Some(row)) = rows.next() {
+                            for i in 0..row.as_ref().column_count() {
+                                let _ = row.get_ref(i);
+                            }
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        total as f64 / seconds as f64
+    };
+    let list_text = PROJECT
+        .endpoints
+        .iter()
+        .find(|e| e.id == "customers")
+        .expect("list");
+    // The variant with both filters present (last text): same SQL as the load.
+    let list_sql = list_text.texts[list_text.texts.len() - 1].sql;
+    (run(lookup, false), run(list_sql, true))
+}
+
+fn main() {
+    let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let connections: u32 = 32;
+    let project_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/project");
+    assert!(
+        project_dir.join("data/customers.parquet").exists(),
+        "run benches/run.sh (it links ../shared/data)"
+    );
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+
+    // flapi, in this process, on a loopback port.
+    let port = free_port();
+    let started = Instant::now();
+    let dir = project_dir.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut options = flapi::DbOptions::for_project(&PROJECT);
+            options.base_dir = dir;
+            let app = flapi::app(&PROJECT, &options).expect("bench project starts");
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind");
+            let _ = flapi::serve(listener, app.router).await;
+        });
+    });
+    let ours_startup = wait_ready(port, "/customers/1", started).expect("flapi ready");
+    let ours_lookup = wrk(port, LOOKUP_LUA, seconds, connections);
+    let ours_list = wrk(port, LIST_LUA, seconds, connections);
+    let ours_rss = peak_rss_mib(std::process::id());
+
+    // The C++ flAPI on the same project folder.
+    let peer = arg("--peer").map(|path| {
+        let peer_port = free_port();
+        let started = Instant::now();
+        let child = Command::new(path)
+            .args(["-c", "flapi.yaml", "-p", &peer_port.to_string()])
+            .current_dir(&project_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("flapi-peer starts");
+        let peer = Peer(child);
+        let startup = wait_ready(peer_port, "/customers/1", started).expect("flapi-peer ready");
+        let lookup = wrk(peer_port, LOOKUP_LUA, seconds, connections);
+        let list = wrk(peer_port, LIST_LUA, seconds, connections);
+        let rss = peak_rss_mib(peer.0.id());
+        (startup, lookup, list, rss, peer)
+    });
+
+    let (bare_lookup, bare_list) = bare_duckdb(&project_dir, threads, seconds);
+
+    println!(
+        "\nflapi benchmark: {seconds}s per run, {connections} connections (wrk -t2), {threads} cores\n"
+    );
+    println!(
+        "{:<28} {:>12} {:>10} {:>10} {:>8}",
+        "run", "req/s", "p50 ms", "p99 ms", "non-2xx"
+    );
+    let row = |name: &str, l: &Load| {
+        println!(
+            "{name:<28} {:>12.0} {:>10.3} {:>10.3} {:>8}",
+            l.rps, l.p50_ms, l.p99_ms, l.non_2xx
+        )
+    };
+    row("flapi lookup", &ours_lookup);
+    row("flapi list", &ours_list);
+    if let Some((_, lookup, list, _, _)) = &peer {
+        row("flAPI (C++) lookup", lookup);
+        row("flAPI (C++) list", list);
+    }
+    println!(
+        "{:<28} {:>12.0}",
+        format!("bare DuckDB lookup ({threads} thr)"),
+        bare_lookup
+    );
+    println!(
+        "{:<28} {:>12.0}",
+        format!("bare DuckDB list ({threads} thr)"),
+        bare_list
+    );
+    println!();
+    println!(
+        "start-up to first served request: flapi {:.0} ms (includes loading the parquet file)",
+        ours_startup.as_secs_f64() * 1000.0
+    );
+    println!("peak RSS: flapi {ours_rss:.1} MiB (whole bench process at that point)");
+    println!("\nratios (SPEC §15 target in brackets):");
+    if let Some((startup, lookup, list, rss, _)) = &peer {
+        println!(
+            "  lookup req/s flapi / flAPI   {:>6.2}  [>= 3]",
+            ours_lookup.rps / lookup.rps
+        );
+        println!(
+            "  list   req/s flapi / flAPI   {:>6.2}  [>= 3]",
+            ours_list.rps / list.rps
+        );
+        println!(
+            "  lookup p99   flapi / flAPI   {:>6.2}  [<= 0.33]",
+            ours_lookup.p99_ms / lookup.p99_ms
+        );
+        println!(
+            "  list   p99   flapi / flAPI   {:>6.2}  [<= 0.33]",
+            ours_list.p99_ms / list.p99_ms
+        );
+        println!(
+            "  peak RSS     flapi / flAPI   {:>6.2}  [< 1]  (flAPI {rss:.1} MiB)",
+            ours_rss / rss
+        );
+        println!(
+            "  start-up     flapi / flAPI   {:>6.2}         (flAPI {:.0} ms)",
+            ours_startup.as_secs_f64() / startup.as_secs_f64(),
+            startup.as_secs_f64() * 1000.0
+        );
+    } else {
+        println!("  (no --peer given: flAPI comparison skipped)");
+    }
+    println!(
+        "  lookup req/s flapi / bare DuckDB {:>6.2}  [>= 0.5]",
+        ours_lookup.rps / bare_lookup
+    );
+    println!(
+        "  list   req/s flapi / bare DuckDB {:>6.2}  [>= 0.5]",
+        ours_list.rps / bare_list
+    );
+}

@@ -1,0 +1,100 @@
+//! Helpers shared by the integration tests: start a compiled project on a
+//! fresh in-memory DuckDB and send requests through the router without a
+//! socket (`tower::ServiceExt::oneshot`).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use flapi::runtime::ProjectDef;
+use flapi::{App, DbOptions};
+use tower::ServiceExt;
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Options for a fixture under `tests/fixtures/NAME` (relative data paths
+/// resolve there).
+pub fn fixture_options(project: &'static ProjectDef) -> DbOptions {
+    let mut options = DbOptions::for_project(project);
+    options.pool_size = 4;
+    options.query_timeout = Duration::from_secs(30);
+    if !options.base_dir.is_dir() {
+        options.base_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    }
+    options
+}
+
+pub fn start(project: &'static ProjectDef) -> App {
+    start_with(project, fixture_options(project))
+}
+
+pub fn start_with(project: &'static ProjectDef, options: DbOptions) -> App {
+    match flapi::app(project, &options) {
+        Ok(app) => app,
+        Err(e) => panic!("project `{}` failed to start: {e}", project.name),
+    }
+}
+
+pub async fn send(router: &Router, request: Request<Body>) -> Reply {
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(router: &Router, uri: &str) -> Reply {
+    send(
+        router,
+        Request::get(uri).body(Body::empty()).expect("request"),
+    )
+    .await
+}
+
+/// Percent-encodes a query or path value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
