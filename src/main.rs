@@ -92,8 +92,11 @@ fn init_logging(args: &ServeArgs) {
         LogLevel::Trace => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,h2=warn"));
+    // Colours only for a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),

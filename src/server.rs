@@ -227,7 +227,8 @@ async fn handle(
         headers: headers
             .iter()
             .filter_map(|(k, v)| {
-                v.to_str()
+                // UTF-8, not only visible ASCII: header fields may carry text.
+                std::str::from_utf8(v.as_bytes())
                     .ok()
                     .map(|v| (k.as_str().to_string(), v.to_string()))
             })

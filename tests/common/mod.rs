@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -41,7 +40,6 @@ impl Reply {
 pub fn fixture_options(project: &'static ProjectDef) -> DbOptions {
     let mut options = DbOptions::for_project(project);
     options.pool_size = 4;
-    options.query_timeout = Duration::from_secs(30);
     if !options.base_dir.is_dir() {
         options.base_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     }

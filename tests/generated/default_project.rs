@@ -913,7 +913,16 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         ::flapi::runtime::ConnectionDef {
             name: "shop",
             init: ::core::option::Option::Some(
-                "CREATE TABLE customers AS\n  SELECT * FROM read_csv('data/customers.csv', header = true, columns = {\n    'customer_id': 'BIGINT', 'name': 'VARCHAR', 'email': 'VARCHAR',\n    'segment': 'VARCHAR', 'country': 'VARCHAR', 'signup_date': 'DATE',\n    'credit_limit': 'DECIMAL(10,2)'});\nCREATE TABLE orders AS\n  SELECT * FROM read_csv('data/orders.csv', header = true, columns = {\n    'order_id': 'BIGINT', 'customer_id': 'BIGINT', 'order_date': 'DATE',\n    'status': 'VARCHAR', 'items': 'INTEGER', 'total': 'DECIMAL(10,2)'});\n",
+                r#"CREATE TABLE customers AS
+  SELECT * FROM read_csv('data/customers.csv', header = true, columns = {
+    'customer_id': 'BIGINT', 'name': 'VARCHAR', 'email': 'VARCHAR',
+    'segment': 'VARCHAR', 'country': 'VARCHAR', 'signup_date': 'DATE',
+    'credit_limit': 'DECIMAL(10,2)'});
+CREATE TABLE orders AS
+  SELECT * FROM read_csv('data/orders.csv', header = true, columns = {
+    'order_id': 'BIGINT', 'customer_id': 'BIGINT', 'order_date': 'DATE',
+    'status': 'VARCHAR', 'items': 'INTEGER', 'total': 'DECIMAL(10,2)'});
+"#,
             ),
         },
     ],
@@ -956,7 +965,15 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT c.customer_id, c.name, c.email, c.segment, c.country, c.signup_date,\n       c.credit_limit,\n       count(o.order_id) AS order_count,\n       coalesce(sum(o.total), 0) AS lifetime_value,\n       'EUR' AS currency\nFROM customers c\nLEFT JOIN orders o ON o.customer_id = c.customer_id\nWHERE c.customer_id = ?\nGROUP BY ALL",
+                    sql: r#"SELECT c.customer_id, c.name, c.email, c.segment, c.country, c.signup_date,
+       c.credit_limit,
+       count(o.order_id) AS order_count,
+       coalesce(sum(o.total), 0) AS lifetime_value,
+       'EUR' AS currency
+FROM customers c
+LEFT JOIN orders o ON o.customer_id = c.customer_id
+WHERE c.customer_id = ?
+GROUP BY ALL"#,
                     paged_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::None,
                 },
@@ -999,39 +1016,115 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n\n\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+
+
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n\n\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+
+
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n\n\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+
+
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n\n  AND order_date <= ?\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+
+  AND order_date <= ?
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n\n  AND order_date <= ?\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+
+  AND order_date <= ?
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n\n  AND order_date <= ?\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+
+  AND order_date <= ?
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n  AND order_date >= ?\n\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+  AND order_date >= ?
+
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n  AND order_date >= ?\n\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+  AND order_date >= ?
+
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n  AND order_date >= ?\n\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+  AND order_date >= ?
+
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n  AND order_date >= ?\n  AND order_date <= ?\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+  AND order_date >= ?
+  AND order_date <= ?
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n  AND order_date >= ?\n  AND order_date <= ?\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+  AND order_date >= ?
+  AND order_date <= ?
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, order_date, status, items, total\nFROM orders\nWHERE customer_id = ?\n  AND order_date >= ?\n  AND order_date <= ?\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, order_date, status, items, total
+FROM orders
+WHERE customer_id = ?
+  AND order_date >= ?
+  AND order_date <= ?
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
             ],
@@ -1079,291 +1172,851 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND segment = ?
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY customer_id, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY customer_id, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY customer_id, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY name, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY name, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY name, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY name, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY signup_date, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY signup_date, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY signup_date, customer_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id",
+                    sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY credit_limit, customer_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT customer_id, name, email, segment, country, signup_date, credit_limit\nFROM customers\nWHERE 1 = 1\n\n  AND name ILIKE ('%' || ? || '%')\n\n\n  AND segment = ?\n\n\n  AND country = ?\n\nORDER BY credit_limit, customer_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT customer_id, name, email, segment, country, signup_date, credit_limit
+FROM customers
+WHERE 1 = 1
+  AND name ILIKE ('%' || ? || '%')
+  AND segment = ?
+  AND country = ?
+ORDER BY credit_limit, customer_id
+) AS flapi_page"#,
                     ),
                 },
             ],
@@ -1411,39 +2064,115 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n\n\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+
+
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n\n\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+
+
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n\n\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+
+
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n\n  AND total >= ?\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+
+  AND total >= ?
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n\n  AND total >= ?\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+
+  AND total >= ?
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n\n  AND total >= ?\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+
+  AND total >= ?
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n  AND status = ?\n\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+  AND status = ?
+
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n  AND status = ?\n\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+  AND status = ?
+
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n  AND status = ?\n\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+  AND status = ?
+
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n  AND status = ?\n  AND total >= ?\nORDER BY order_date, order_id",
+                    sql: r#"SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+  AND status = ?
+  AND total >= ?
+ORDER BY order_date, order_id"#,
                     paged_sql: ::core::option::Option::Some(
-                        "SELECT * FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n  AND status = ?\n  AND total >= ?\nORDER BY order_date, order_id\n) AS flapi_page LIMIT ? OFFSET ?",
+                        r#"SELECT * FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+  AND status = ?
+  AND total >= ?
+ORDER BY order_date, order_id
+) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
                     count_sql: ::core::option::Option::Some(
-                        "SELECT count(*) AS total_count FROM (\nSELECT order_id, customer_id, order_date, status, items, total\nFROM orders\nWHERE order_date BETWEEN ? AND ?\n  AND status = ?\n  AND total >= ?\nORDER BY order_date, order_id\n) AS flapi_page",
+                        r#"SELECT count(*) AS total_count FROM (
+SELECT order_id, customer_id, order_date, status, items, total
+FROM orders
+WHERE order_date BETWEEN ? AND ?
+  AND status = ?
+  AND total >= ?
+ORDER BY order_date, order_id
+) AS flapi_page"#,
                     ),
                 },
             ],
@@ -1479,22 +2208,62 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT strftime(o.order_date, '%Y-%m') AS month,\n       c.segment,\n       count(*) AS orders,\n       sum(o.total) AS revenue\nFROM orders o\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE o.status <> 'cancelled'\n\n\nGROUP BY ALL\nORDER BY month, c.segment",
+                    sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
+       c.segment,
+       count(*) AS orders,
+       sum(o.total) AS revenue
+FROM orders o
+JOIN customers c ON c.customer_id = o.customer_id
+WHERE o.status <> 'cancelled'
+
+
+GROUP BY ALL
+ORDER BY month, c.segment"#,
                     paged_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::None,
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT strftime(o.order_date, '%Y-%m') AS month,\n       c.segment,\n       count(*) AS orders,\n       sum(o.total) AS revenue\nFROM orders o\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE o.status <> 'cancelled'\n\n  AND c.segment = ?\nGROUP BY ALL\nORDER BY month, c.segment",
+                    sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
+       c.segment,
+       count(*) AS orders,
+       sum(o.total) AS revenue
+FROM orders o
+JOIN customers c ON c.customer_id = o.customer_id
+WHERE o.status <> 'cancelled'
+
+  AND c.segment = ?
+GROUP BY ALL
+ORDER BY month, c.segment"#,
                     paged_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::None,
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT strftime(o.order_date, '%Y-%m') AS month,\n       c.segment,\n       count(*) AS orders,\n       sum(o.total) AS revenue\nFROM orders o\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE o.status <> 'cancelled'\n  AND year(o.order_date) = ?\n\nGROUP BY ALL\nORDER BY month, c.segment",
+                    sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
+       c.segment,
+       count(*) AS orders,
+       sum(o.total) AS revenue
+FROM orders o
+JOIN customers c ON c.customer_id = o.customer_id
+WHERE o.status <> 'cancelled'
+  AND year(o.order_date) = ?
+
+GROUP BY ALL
+ORDER BY month, c.segment"#,
                     paged_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::None,
                 },
                 ::flapi::runtime::SqlTextDef {
-                    sql: "SELECT strftime(o.order_date, '%Y-%m') AS month,\n       c.segment,\n       count(*) AS orders,\n       sum(o.total) AS revenue\nFROM orders o\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE o.status <> 'cancelled'\n  AND year(o.order_date) = ?\n  AND c.segment = ?\nGROUP BY ALL\nORDER BY month, c.segment",
+                    sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
+       c.segment,
+       count(*) AS orders,
+       sum(o.total) AS revenue
+FROM orders o
+JOIN customers c ON c.customer_id = o.customer_id
+WHERE o.status <> 'cancelled'
+  AND year(o.order_date) = ?
+  AND c.segment = ?
+GROUP BY ALL
+ORDER BY month, c.segment"#,
                     paged_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::None,
                 },
@@ -1502,6 +2271,638 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             plan: RevenueArgs::plan_request,
         },
     ],
-    openapi_json: "{\n  \"info\": {\n    \"description\": \"A small shop: 1000 customers and 5000 orders (2023-2024), served from CSV files loaded into DuckDB at start-up.\",\n    \"title\": \"shop\",\n    \"version\": \"51175b7f1ff37119\"\n  },\n  \"openapi\": \"3.1.0\",\n  \"paths\": {\n    \"/customers\": {\n      \"get\": {\n        \"description\": \"Customers, filtered by name, segment and country, in a chosen order.\",\n        \"operationId\": \"customers\",\n        \"parameters\": [\n          {\n            \"description\": \"Part of the customer's name, case-insensitive.\",\n            \"in\": \"query\",\n            \"name\": \"name\",\n            \"required\": false,\n            \"schema\": {\n              \"maxLength\": 100,\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"description\": \"Market segment.\",\n            \"in\": \"query\",\n            \"name\": \"segment\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"consumer\",\n                \"corporate\",\n                \"small_business\"\n              ],\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"description\": \"ISO 3166 two-letter country code.\",\n            \"in\": \"query\",\n            \"name\": \"country\",\n            \"required\": false,\n            \"schema\": {\n              \"pattern\": \"^(?:[A-Z]{2})$\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"description\": \"Column to order by.\",\n            \"in\": \"query\",\n            \"name\": \"sort\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": \"customer_id\",\n              \"enum\": [\n                \"customer_id\",\n                \"name\",\n                \"signup_date\",\n                \"credit_limit\"\n              ],\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"limit\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": 100,\n              \"maximum\": 1000,\n              \"minimum\": 0,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"offset\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": 0,\n              \"minimum\": 0,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"data\": {\n                      \"items\": {\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    },\n                    \"next\": {\n                      \"type\": [\n                        \"string\",\n                        \"null\"\n                      ]\n                    },\n                    \"total_count\": {\n                      \"type\": \"integer\"\n                    }\n                  },\n                  \"required\": [\n                    \"data\",\n                    \"total_count\"\n                  ],\n                  \"type\": \"object\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/customers/{id}\": {\n      \"get\": {\n        \"description\": \"One customer by id, with order statistics.\",\n        \"operationId\": \"customer\",\n        \"parameters\": [\n          {\n            \"description\": \"Customer id.\",\n            \"in\": \"path\",\n            \"name\": \"id\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"int64\",\n              \"minimum\": 1,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/customers/{id}/orders\": {\n      \"get\": {\n        \"description\": \"Orders of one customer, optionally within a date range.\",\n        \"operationId\": \"customer_orders\",\n        \"parameters\": [\n          {\n            \"in\": \"path\",\n            \"name\": \"id\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"int64\",\n              \"minimum\": 1,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"description\": \"First order date, inclusive.\",\n            \"in\": \"query\",\n            \"name\": \"from\",\n            \"required\": false,\n            \"schema\": {\n              \"format\": \"date\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"description\": \"Last order date, inclusive.\",\n            \"in\": \"query\",\n            \"name\": \"to\",\n            \"required\": false,\n            \"schema\": {\n              \"format\": \"date\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"limit\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": 100,\n              \"maximum\": 1000,\n              \"minimum\": 0,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"offset\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": 0,\n              \"minimum\": 0,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"data\": {\n                      \"items\": {\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    },\n                    \"next\": {\n                      \"type\": [\n                        \"string\",\n                        \"null\"\n                      ]\n                    },\n                    \"total_count\": {\n                      \"type\": \"integer\"\n                    }\n                  },\n                  \"required\": [\n                    \"data\",\n                    \"total_count\"\n                  ],\n                  \"type\": \"object\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/orders\": {\n      \"get\": {\n        \"description\": \"Orders by date range, status and minimum total.\",\n        \"operationId\": \"orders\",\n        \"parameters\": [\n          {\n            \"description\": \"First order date, inclusive.\",\n            \"in\": \"query\",\n            \"name\": \"from\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": \"2023-01-01\",\n              \"format\": \"date\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"description\": \"Last order date, inclusive.\",\n            \"in\": \"query\",\n            \"name\": \"to\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": \"2024-12-31\",\n              \"format\": \"date\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"status\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"pending\",\n                \"shipped\",\n                \"delivered\",\n                \"cancelled\"\n              ],\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"description\": \"Smallest order total.\",\n            \"in\": \"query\",\n            \"name\": \"min_total\",\n            \"required\": false,\n            \"schema\": {\n              \"format\": \"double\",\n              \"minimum\": 0.0,\n              \"type\": \"number\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"limit\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": 100,\n              \"maximum\": 1000,\n              \"minimum\": 0,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"offset\",\n            \"required\": false,\n            \"schema\": {\n              \"default\": 0,\n              \"minimum\": 0,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"data\": {\n                      \"items\": {\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    },\n                    \"next\": {\n                      \"type\": [\n                        \"string\",\n                        \"null\"\n                      ]\n                    },\n                    \"total_count\": {\n                      \"type\": \"integer\"\n                    }\n                  },\n                  \"required\": [\n                    \"data\",\n                    \"total_count\"\n                  ],\n                  \"type\": \"object\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/stats/revenue\": {\n      \"get\": {\n        \"description\": \"Revenue and order count per month and customer segment.\",\n        \"operationId\": \"revenue\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"year\",\n            \"required\": false,\n            \"schema\": {\n              \"format\": \"int64\",\n              \"maximum\": 2024,\n              \"minimum\": 2023,\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"segment\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"consumer\",\n                \"corporate\",\n                \"small_business\"\n              ],\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    }\n  }\n}",
+    openapi_json: r#"{
+  "info": {
+    "description": "A small shop: 1000 customers and 5000 orders (2023-2024), served from CSV files loaded into DuckDB at start-up.",
+    "title": "shop",
+    "version": "51175b7f1ff37119"
+  },
+  "openapi": "3.1.0",
+  "paths": {
+    "/customers": {
+      "get": {
+        "description": "Customers, filtered by name, segment and country, in a chosen order.",
+        "operationId": "customers",
+        "parameters": [
+          {
+            "description": "Part of the customer's name, case-insensitive.",
+            "in": "query",
+            "name": "name",
+            "required": false,
+            "schema": {
+              "maxLength": 100,
+              "type": "string"
+            }
+          },
+          {
+            "description": "Market segment.",
+            "in": "query",
+            "name": "segment",
+            "required": false,
+            "schema": {
+              "enum": [
+                "consumer",
+                "corporate",
+                "small_business"
+              ],
+              "type": "string"
+            }
+          },
+          {
+            "description": "ISO 3166 two-letter country code.",
+            "in": "query",
+            "name": "country",
+            "required": false,
+            "schema": {
+              "pattern": "^(?:[A-Z]{2})$",
+              "type": "string"
+            }
+          },
+          {
+            "description": "Column to order by.",
+            "in": "query",
+            "name": "sort",
+            "required": false,
+            "schema": {
+              "default": "customer_id",
+              "enum": [
+                "customer_id",
+                "name",
+                "signup_date",
+                "credit_limit"
+              ],
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "limit",
+            "required": false,
+            "schema": {
+              "default": 100,
+              "maximum": 1000,
+              "minimum": 0,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "offset",
+            "required": false,
+            "schema": {
+              "default": 0,
+              "minimum": 0,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "data": {
+                      "items": {
+                        "type": "object"
+                      },
+                      "type": "array"
+                    },
+                    "next": {
+                      "type": [
+                        "string",
+                        "null"
+                      ]
+                    },
+                    "total_count": {
+                      "type": "integer"
+                    }
+                  },
+                  "required": [
+                    "data",
+                    "total_count"
+                  ],
+                  "type": "object"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/customers/{id}": {
+      "get": {
+        "description": "One customer by id, with order statistics.",
+        "operationId": "customer",
+        "parameters": [
+          {
+            "description": "Customer id.",
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "int64",
+              "minimum": 1,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/customers/{id}/orders": {
+      "get": {
+        "description": "Orders of one customer, optionally within a date range.",
+        "operationId": "customer_orders",
+        "parameters": [
+          {
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "format": "int64",
+              "minimum": 1,
+              "type": "integer"
+            }
+          },
+          {
+            "description": "First order date, inclusive.",
+            "in": "query",
+            "name": "from",
+            "required": false,
+            "schema": {
+              "format": "date",
+              "type": "string"
+            }
+          },
+          {
+            "description": "Last order date, inclusive.",
+            "in": "query",
+            "name": "to",
+            "required": false,
+            "schema": {
+              "format": "date",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "limit",
+            "required": false,
+            "schema": {
+              "default": 100,
+              "maximum": 1000,
+              "minimum": 0,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "offset",
+            "required": false,
+            "schema": {
+              "default": 0,
+              "minimum": 0,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "data": {
+                      "items": {
+                        "type": "object"
+                      },
+                      "type": "array"
+                    },
+                    "next": {
+                      "type": [
+                        "string",
+                        "null"
+                      ]
+                    },
+                    "total_count": {
+                      "type": "integer"
+                    }
+                  },
+                  "required": [
+                    "data",
+                    "total_count"
+                  ],
+                  "type": "object"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/orders": {
+      "get": {
+        "description": "Orders by date range, status and minimum total.",
+        "operationId": "orders",
+        "parameters": [
+          {
+            "description": "First order date, inclusive.",
+            "in": "query",
+            "name": "from",
+            "required": false,
+            "schema": {
+              "default": "2023-01-01",
+              "format": "date",
+              "type": "string"
+            }
+          },
+          {
+            "description": "Last order date, inclusive.",
+            "in": "query",
+            "name": "to",
+            "required": false,
+            "schema": {
+              "default": "2024-12-31",
+              "format": "date",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "status",
+            "required": false,
+            "schema": {
+              "enum": [
+                "pending",
+                "shipped",
+                "delivered",
+                "cancelled"
+              ],
+              "type": "string"
+            }
+          },
+          {
+            "description": "Smallest order total.",
+            "in": "query",
+            "name": "min_total",
+            "required": false,
+            "schema": {
+              "format": "double",
+              "minimum": 0.0,
+              "type": "number"
+            }
+          },
+          {
+            "in": "query",
+            "name": "limit",
+            "required": false,
+            "schema": {
+              "default": 100,
+              "maximum": 1000,
+              "minimum": 0,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "offset",
+            "required": false,
+            "schema": {
+              "default": 0,
+              "minimum": 0,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "data": {
+                      "items": {
+                        "type": "object"
+                      },
+                      "type": "array"
+                    },
+                    "next": {
+                      "type": [
+                        "string",
+                        "null"
+                      ]
+                    },
+                    "total_count": {
+                      "type": "integer"
+                    }
+                  },
+                  "required": [
+                    "data",
+                    "total_count"
+                  ],
+                  "type": "object"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/stats/revenue": {
+      "get": {
+        "description": "Revenue and order count per month and customer segment.",
+        "operationId": "revenue",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "year",
+            "required": false,
+            "schema": {
+              "format": "int64",
+              "maximum": 2024,
+              "minimum": 2023,
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "segment",
+            "required": false,
+            "schema": {
+              "enum": [
+                "consumer",
+                "corporate",
+                "small_business"
+              ],
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    }
+  }
+}"#,
 };
-

@@ -704,7 +704,16 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         ::flapi::runtime::ConnectionDef {
             name: "main",
             init: ::core::option::Option::Some(
-                "CREATE TABLE people AS SELECT * FROM (VALUES\n  (1, 'alice', 'alice@example.com', 30, 1.5, true, DATE '2024-01-02', TIME '10:00:00',\n   TIMESTAMP '2024-01-02 10:00:00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'red'),\n  (2, 'bob', 'bob@example.com', 41, 2.25, false, DATE '1983-05-17', TIME '23:59:59',\n   TIMESTAMP '1999-12-31 23:59:59', '6f9619ff-8b86-d011-b42d-00c04fc964ff', 'green'),\n  (3, 'O''Brien', 'ob@example.org', 52, -3.0, true, DATE '2000-02-29', TIME '00:00:00',\n   TIMESTAMP '2000-02-29 00:00:00', '123e4567-e89b-12d3-a456-426614174000', 'blue'))\n  AS t(id, name, email, age, score, active, born, wake, seen, uid, color);\nCREATE TABLE canary AS SELECT 42 AS v;\n",
+                r#"CREATE TABLE people AS SELECT * FROM (VALUES
+  (1, 'alice', 'alice@example.com', 30, 1.5, true, DATE '2024-01-02', TIME '10:00:00',
+   TIMESTAMP '2024-01-02 10:00:00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'red'),
+  (2, 'bob', 'bob@example.com', 41, 2.25, false, DATE '1983-05-17', TIME '23:59:59',
+   TIMESTAMP '1999-12-31 23:59:59', '6f9619ff-8b86-d011-b42d-00c04fc964ff', 'green'),
+  (3, 'O''Brien', 'ob@example.org', 52, -3.0, true, DATE '2000-02-29', TIME '00:00:00',
+   TIMESTAMP '2000-02-29 00:00:00', '123e4567-e89b-12d3-a456-426614174000', 'blue'))
+  AS t(id, name, email, age, score, active, born, wake, seen, uid, color);
+CREATE TABLE canary AS SELECT 42 AS v;
+"#,
             ),
         },
     ],
@@ -1130,6 +1139,1092 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             plan: UuidArgs::plan_request,
         },
     ],
-    openapi_json: "{\n  \"info\": {\n    \"description\": \"One endpoint per validator type, each filtering a small table by one field.\",\n    \"title\": \"injection\",\n    \"version\": \"32e6b3b700ba3420\"\n  },\n  \"openapi\": \"3.1.0\",\n  \"paths\": {\n    \"/by-boolean\": {\n      \"get\": {\n        \"operationId\": \"boolean\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"type\": \"boolean\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-date\": {\n      \"get\": {\n        \"operationId\": \"date\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"date\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-double\": {\n      \"get\": {\n        \"operationId\": \"double\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"double\",\n              \"type\": \"number\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-email\": {\n      \"get\": {\n        \"operationId\": \"email\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"email\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-enum\": {\n      \"get\": {\n        \"operationId\": \"enum\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"enum\": [\n                \"red\",\n                \"green\",\n                \"blue\"\n              ],\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-header\": {\n      \"get\": {\n        \"operationId\": \"header\",\n        \"parameters\": [\n          {\n            \"in\": \"header\",\n            \"name\": \"x-filter\",\n            \"required\": true,\n            \"schema\": {\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-int\": {\n      \"get\": {\n        \"operationId\": \"int\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"int64\",\n              \"type\": \"integer\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-like\": {\n      \"get\": {\n        \"operationId\": \"like\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-path/{v}\": {\n      \"get\": {\n        \"operationId\": \"path\",\n        \"parameters\": [\n          {\n            \"in\": \"path\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-regex\": {\n      \"get\": {\n        \"operationId\": \"regex\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"pattern\": \"^(?:[a-z]+)$\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-string\": {\n      \"get\": {\n        \"operationId\": \"string\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"maxLength\": 500,\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-time\": {\n      \"get\": {\n        \"operationId\": \"time\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"time\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-timestamp\": {\n      \"get\": {\n        \"operationId\": \"timestamp\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"date-time\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/by-uuid\": {\n      \"get\": {\n        \"operationId\": \"uuid\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"v\",\n            \"required\": true,\n            \"schema\": {\n              \"format\": \"uuid\",\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    }\n  }\n}",
+    openapi_json: r#"{
+  "info": {
+    "description": "One endpoint per validator type, each filtering a small table by one field.",
+    "title": "injection",
+    "version": "32e6b3b700ba3420"
+  },
+  "openapi": "3.1.0",
+  "paths": {
+    "/by-boolean": {
+      "get": {
+        "operationId": "boolean",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "type": "boolean"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-date": {
+      "get": {
+        "operationId": "date",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "date",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-double": {
+      "get": {
+        "operationId": "double",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "double",
+              "type": "number"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-email": {
+      "get": {
+        "operationId": "email",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "email",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-enum": {
+      "get": {
+        "operationId": "enum",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "enum": [
+                "red",
+                "green",
+                "blue"
+              ],
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-header": {
+      "get": {
+        "operationId": "header",
+        "parameters": [
+          {
+            "in": "header",
+            "name": "x-filter",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-int": {
+      "get": {
+        "operationId": "int",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "int64",
+              "type": "integer"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-like": {
+      "get": {
+        "operationId": "like",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-path/{v}": {
+      "get": {
+        "operationId": "path",
+        "parameters": [
+          {
+            "in": "path",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-regex": {
+      "get": {
+        "operationId": "regex",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "pattern": "^(?:[a-z]+)$",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-string": {
+      "get": {
+        "operationId": "string",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "maxLength": 500,
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-time": {
+      "get": {
+        "operationId": "time",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "time",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-timestamp": {
+      "get": {
+        "operationId": "timestamp",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "date-time",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/by-uuid": {
+      "get": {
+        "operationId": "uuid",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "v",
+            "required": true,
+            "schema": {
+              "format": "uuid",
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    }
+  }
+}"#,
 };
-

@@ -157,6 +157,159 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             plan: ReadArgs::plan_request,
         },
     ],
-    openapi_json: "{\n  \"info\": {\n    \"description\": \"Endpoints that try to leave the DuckDB sandbox at run time.\",\n    \"title\": \"sandbox\",\n    \"version\": \"7a2f7d9d285a9053\"\n  },\n  \"openapi\": \"3.1.0\",\n  \"paths\": {\n    \"/ok\": {\n      \"get\": {\n        \"operationId\": \"ok\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/read\": {\n      \"get\": {\n        \"description\": \"Reads any file the caller names; only the sandbox stops it.\",\n        \"operationId\": \"read\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"path\",\n            \"required\": true,\n            \"schema\": {\n              \"type\": \"string\"\n            }\n          },\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    }\n  }\n}",
+    openapi_json: r#"{
+  "info": {
+    "description": "Endpoints that try to leave the DuckDB sandbox at run time.",
+    "title": "sandbox",
+    "version": "7a2f7d9d285a9053"
+  },
+  "openapi": "3.1.0",
+  "paths": {
+    "/ok": {
+      "get": {
+        "operationId": "ok",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/read": {
+      "get": {
+        "description": "Reads any file the caller names; only the sandbox stops it.",
+        "operationId": "read",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    }
+  }
+}"#,
 };
-

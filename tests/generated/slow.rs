@@ -128,6 +128,150 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             plan: SlowArgs::plan_request,
         },
     ],
-    openapi_json: "{\n  \"info\": {\n    \"title\": \"slow\",\n    \"version\": \"b8580137e87da915\"\n  },\n  \"openapi\": \"3.1.0\",\n  \"paths\": {\n    \"/fast\": {\n      \"get\": {\n        \"operationId\": \"fast\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    },\n    \"/slow\": {\n      \"get\": {\n        \"description\": \"Runs for minutes unless interrupted.\",\n        \"operationId\": \"slow\",\n        \"parameters\": [\n          {\n            \"in\": \"query\",\n            \"name\": \"format\",\n            \"required\": false,\n            \"schema\": {\n              \"enum\": [\n                \"json\",\n                \"csv\"\n              ],\n              \"type\": \"string\"\n            }\n          }\n        ],\n        \"responses\": {\n          \"200\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"items\": {\n                    \"type\": \"object\"\n                  },\n                  \"type\": \"array\"\n                }\n              },\n              \"text/csv\": {\n                \"schema\": {\n                  \"type\": \"string\"\n                }\n              }\n            },\n            \"description\": \"rows\"\n          },\n          \"400\": {\n            \"content\": {\n              \"application/json\": {\n                \"schema\": {\n                  \"properties\": {\n                    \"errors\": {\n                      \"items\": {\n                        \"properties\": {\n                          \"field\": {\n                            \"type\": \"string\"\n                          },\n                          \"message\": {\n                            \"type\": \"string\"\n                          }\n                        },\n                        \"type\": \"object\"\n                      },\n                      \"type\": \"array\"\n                    }\n                  },\n                  \"type\": \"object\"\n                }\n              }\n            },\n            \"description\": \"invalid request fields\"\n          },\n          \"504\": {\n            \"description\": \"the query ran past its deadline\"\n          }\n        }\n      }\n    }\n  }\n}",
+    openapi_json: r#"{
+  "info": {
+    "title": "slow",
+    "version": "b8580137e87da915"
+  },
+  "openapi": "3.1.0",
+  "paths": {
+    "/fast": {
+      "get": {
+        "operationId": "fast",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    },
+    "/slow": {
+      "get": {
+        "description": "Runs for minutes unless interrupted.",
+        "operationId": "slow",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "format",
+            "required": false,
+            "schema": {
+              "enum": [
+                "json",
+                "csv"
+              ],
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "items": {
+                    "type": "object"
+                  },
+                  "type": "array"
+                }
+              },
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "rows"
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "errors": {
+                      "items": {
+                        "properties": {
+                          "field": {
+                            "type": "string"
+                          },
+                          "message": {
+                            "type": "string"
+                          }
+                        },
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "type": "object"
+                }
+              }
+            },
+            "description": "invalid request fields"
+          },
+          "504": {
+            "description": "the query ran past its deadline"
+          }
+        }
+      }
+    }
+  }
+}"#,
 };
-

@@ -45,7 +45,22 @@ fn opt<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
 }
 
 fn opt_str(value: Option<&str>) -> TokenStream {
-    opt(value.map(Literal::string))
+    opt(value.map(text))
+}
+
+/// A string literal that reads well in the generated file: SQL and JSON
+/// with newlines or quotes become raw strings (`r#"…"#`) shown as written.
+fn text(value: &str) -> Literal {
+    if !value.contains(['\n', '"', '\\']) || value.contains('\r') {
+        return Literal::string(value);
+    }
+    let mut hashes = String::from("#");
+    while value.contains(&format!("\"{hashes}")) {
+        hashes.push('#');
+    }
+    format!("r{hashes}\"{value}\"{hashes}")
+        .parse()
+        .unwrap_or_else(|_| Literal::string(value))
 }
 
 fn args_type(endpoint: &Endpoint) -> Ident {
@@ -492,7 +507,7 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         quote!(::flapi::runtime::FieldDef { name: #name, location: #location, required: #required, type_name: #ty })
     });
     let texts = endpoint.template.texts.iter().map(|t| {
-        let sql = &t.sql;
+        let sql = text(&t.sql);
         let paged = opt_str(t.paged_sql.as_deref());
         let count = opt_str(t.count_sql.as_deref());
         quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, count_sql: #count })
@@ -565,6 +580,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
         TokenStream::new()
     };
     let project_doc = format!("The compiled project `{name}`: its settings, routes and SQL.");
+    let openapi_json = text(openapi_json);
     quote! {
         #tracking
 

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use flapi_codegen::{Diagnostic, Severity, load};
 
 const CONFIG: &str =
@@ -11,7 +13,7 @@ const CONFIG: &str =
 
 /// Writes `files` into a temporary project folder and loads it.
 fn diagnose(files: &[(&str, &str)]) -> Vec<Diagnostic> {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::TempDir::new();
     for (name, text) in files {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");

@@ -1,11 +1,13 @@
 //! The template compiler (SPEC §4): which SQL texts and binds a template
 //! becomes. No request value may ever reach the SQL text.
 
+mod common;
+
 use flapi_codegen::load;
 use flapi_codegen::model::{BindSource, Endpoint};
 
 fn compile(fields: &str, sql: &str) -> Endpoint {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::TempDir::new();
     std::fs::create_dir_all(dir.path().join("sqls")).expect("mkdir");
     std::fs::write(
         dir.path().join("flapi.yaml"),
@@ -126,7 +128,7 @@ fn unquoted_value_sites_are_bound() {
 
 #[test]
 fn pagination_wraps_the_text_at_build_time() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::TempDir::new();
     std::fs::create_dir_all(dir.path().join("sqls")).expect("mkdir");
     std::fs::write(dir.path().join("flapi.yaml"), "project-name: t\n").expect("write");
     std::fs::write(
