@@ -139,6 +139,11 @@ impl Drop for Peer {
 /// The same prepared queries in a loop on `threads` connections.
 fn bare_duckdb(project_dir: &Path, threads: usize, seconds: u64) -> (f64, f64) {
     let db = duckdb::Connection::open_in_memory().expect("duckdb");
+    if let Some(threads) = PROJECT.duckdb.threads {
+        // The same DuckDB settings as the servers get from the project.
+        db.execute_batch(&format!("SET threads = {threads}"))
+            .expect("threads");
+    }
     db.execute_batch(&format!(
         "CREATE TABLE customers AS SELECT * FROM read_parquet('{}')",
         project_dir.join("data/customers.parquet").display()
