@@ -29,16 +29,7 @@ pub struct SourceMap<'a> {
 impl SourceMap<'_> {
     pub fn at(&self, byte_offset: usize) -> Location {
         let prefix = &self.src[..byte_offset.min(self.src.len())];
-        let mut loc = self.start.clone();
-        for ch in prefix.chars() {
-            if ch == '\n' {
-                loc.line += 1;
-                loc.column = 1;
-            } else {
-                loc.column += 1;
-            }
-        }
-        loc
+        self.start.advanced_by(prefix, prefix.chars().count())
     }
 }
 

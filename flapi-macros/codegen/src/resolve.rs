@@ -743,6 +743,25 @@ fn resolve_type(raw: &RawField, diags: &mut Diagnostics) -> FieldType {
     })
 }
 
+/// Numeric `min`/`max` (already checked against the type) in order; a
+/// minimum above the maximum is reported through `report`.
+fn ordered_bounds<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    min: Option<String>,
+    max: Option<String>,
+    report: &mut dyn FnMut(String),
+) -> (Option<T>, Option<T>) {
+    let min = min.and_then(|s| s.parse().ok());
+    let max = max.and_then(|s| s.parse().ok());
+    if let (Some(lo), Some(hi)) = (&min, &max)
+        && lo > hi
+    {
+        report(format!(
+            "invalid validator bounds: min {lo} is greater than max {hi}"
+        ));
+    }
+    (min, max)
+}
+
 fn validator_type(
     v: &RawValidator,
     kind: &Sp<String>,
@@ -838,16 +857,11 @@ fn validator_type(
                 min: None,
                 max: None,
             };
-            let min = parse_bound(&v.min, "min", &unbounded, diags).and_then(|s| s.parse().ok());
-            let max = parse_bound(&v.max, "max", &unbounded, diags).and_then(|s| s.parse().ok());
-            if let (Some(lo), Some(hi)) = (min, max)
-                && lo > hi
-            {
-                bound_error(
-                    diags,
-                    format!("invalid validator bounds: min {lo} is greater than max {hi}"),
-                );
-            }
+            let (min, max) = ordered_bounds(
+                parse_bound(&v.min, "min", &unbounded, diags),
+                parse_bound(&v.max, "max", &unbounded, diags),
+                &mut |message| bound_error(diags, message),
+            );
             FieldType::Int { min, max }
         }
         "double" | "number" | "float" => {
@@ -855,16 +869,11 @@ fn validator_type(
                 min: None,
                 max: None,
             };
-            let min = parse_bound(&v.min, "min", &unbounded, diags).and_then(|s| s.parse().ok());
-            let max = parse_bound(&v.max, "max", &unbounded, diags).and_then(|s| s.parse().ok());
-            if let (Some(lo), Some(hi)) = (min, max)
-                && lo > hi
-            {
-                bound_error(
-                    diags,
-                    format!("invalid validator bounds: min {lo} is greater than max {hi}"),
-                );
-            }
+            let (min, max) = ordered_bounds(
+                parse_bound(&v.min, "min", &unbounded, diags),
+                parse_bound(&v.max, "max", &unbounded, diags),
+                &mut |message| bound_error(diags, message),
+            );
             FieldType::Double { min, max }
         }
         "boolean" | "bool" => FieldType::Bool,
