@@ -450,8 +450,17 @@ pub fn run_query(
     let mut rows = statement
         .query(duckdb::params_from_iter(values.iter()))
         .map_err(failed)?;
-    let columns: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-    let mut writer = RowWriter::new(format, &columns);
+    let (columns, json_columns) = match rows.as_ref() {
+        Some(statement) => {
+            let names = statement.column_names();
+            let json = (0..names.len())
+                .map(|i| statement.column_logical_type(i).get_alias().as_deref() == Some("JSON"))
+                .collect();
+            (names, json)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut writer = RowWriter::new(format, &columns, json_columns);
     let mut count = 0u64;
     while let Some(row) = rows.next().map_err(failed)? {
         writer.row(row).map_err(failed)?;

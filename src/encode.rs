@@ -31,17 +31,20 @@ pub struct RowWriter {
     /// JSON: `"name":` per column, escaped once.
     keys: Vec<Vec<u8>>,
     columns: usize,
+    /// Columns of DuckDB's JSON type: embedded as JSON, not as strings.
+    json_columns: Vec<bool>,
     first: bool,
     cell: Vec<u8>,
 }
 
 impl RowWriter {
-    pub fn new(format: Format, columns: &[String]) -> Self {
+    pub fn new(format: Format, columns: &[String], json_columns: Vec<bool>) -> Self {
         let mut writer = RowWriter {
             format,
             buf: Vec::with_capacity(4096),
             keys: Vec::new(),
             columns: columns.len(),
+            json_columns,
             first: true,
             cell: Vec::new(),
         };
@@ -78,7 +81,17 @@ impl RowWriter {
                         self.buf.push(b',');
                     }
                     self.buf.extend_from_slice(&self.keys[i]);
-                    write_ref(&mut self.buf, row.get_ref(i)?, Mode::Json);
+                    let value = row.get_ref(i)?;
+                    match value {
+                        ValueRef::Text(bytes)
+                            if self.json_columns.get(i).copied().unwrap_or(false)
+                                && serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                                    .is_ok() =>
+                        {
+                            self.buf.extend_from_slice(bytes)
+                        }
+                        _ => write_ref(&mut self.buf, value, Mode::Json),
+                    }
                 }
                 self.buf.push(b'}');
             }
