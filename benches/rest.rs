@@ -228,7 +228,7 @@ fn main() {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .expect("bind");
-            let _ = flapi::serve(listener, app.router).await;
+            let _ = flapi::serve(listener, app.router, app.shutdown).await;
         });
     });
     let ours_startup = wait_ready(port, "/customers/1", started).expect("flapi ready");

@@ -24,6 +24,19 @@ pub enum QueryError {
     Failed(String),
     #[error("the connection pool is closed")]
     Unavailable,
+    #[error("the client went away or cancelled the request; the query was interrupted")]
+    Cancelled,
+}
+
+/// Counters of queries run through the pool, observable while serving.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    pub started: u64,
+    pub finished: u64,
+    pub timed_out: u64,
+    /// Interrupted because the caller stopped waiting (MCP cancellation,
+    /// client disconnect).
+    pub cancelled: u64,
 }
 
 /// Start-up failures: printed by the binary, never sent to a client.
@@ -78,6 +91,33 @@ pub struct Database {
     permits: Semaphore,
     query_timeout: Duration,
     env: HashMap<&'static str, String>,
+    stats: tokio::sync::watch::Sender<QueryStats>,
+}
+
+/// Interrupts the query when the future waiting for it is dropped, so a
+/// caller that goes away does not leave DuckDB working for nobody.
+struct CancelOnDrop {
+    state: Arc<Mutex<QueryState>>,
+    handle: Arc<duckdb::InterruptHandle>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(mut s) = self.state.lock() {
+            match *s {
+                QueryState::Pending => *s = QueryState::Cancelled,
+                QueryState::Running => {
+                    *s = QueryState::Cancelled;
+                    self.handle.interrupt();
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 fn sql_literal(text: &str) -> String {
@@ -155,6 +195,7 @@ impl Database {
             connections: Mutex::new(connections),
             query_timeout: options.query_timeout,
             env,
+            stats: tokio::sync::watch::Sender::new(QueryStats::default()),
         }))
     }
 
@@ -179,10 +220,16 @@ impl Database {
             .map_err(|_| QueryError::Unavailable)?
             .pop()
             .ok_or(QueryError::Unavailable)?;
-        // `state` is locked by the query thread when it finishes and by the
-        // watchdog when it fires, so an interrupt can only reach this query.
-        let state = Arc::new(Mutex::new(QueryState::Running));
+        // `state` is locked by the query thread when it starts and finishes,
+        // by the watchdog when it fires and by the cancel guard when the
+        // caller goes away, so an interrupt can only reach this query.
+        let state = Arc::new(Mutex::new(QueryState::Pending));
         let handle = connection.interrupt_handle();
+        let mut guard = CancelOnDrop {
+            state: state.clone(),
+            handle: handle.clone(),
+            armed: true,
+        };
         let timeout = self.query_timeout;
         let watchdog = {
             let state = state.clone();
@@ -198,27 +245,56 @@ impl Database {
         };
         let db = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let result = f(&connection, &db.env);
-            let interrupted = match state.lock() {
-                Ok(mut s) => {
-                    let was = *s == QueryState::Interrupted;
-                    *s = QueryState::Done;
-                    was
+            let start = match state.lock() {
+                Ok(mut s) if *s == QueryState::Pending => {
+                    *s = QueryState::Running;
+                    true
                 }
-                Err(_) => false,
+                _ => false,
+            };
+            let result = if start {
+                db.stats.send_modify(|s| s.started += 1);
+                f(&connection, &db.env)
+            } else {
+                Err(QueryError::Cancelled)
+            };
+            let end = match state.lock() {
+                Ok(mut s) => {
+                    let end = *s;
+                    *s = QueryState::Done;
+                    end
+                }
+                Err(_) => QueryState::Done,
             };
             if let Ok(mut pool) = db.connections.lock() {
                 pool.push(connection);
             }
-            if interrupted {
-                Err(QueryError::Timeout(timeout))
-            } else {
-                result
+            let result = match end {
+                QueryState::Interrupted => Err(QueryError::Timeout(timeout)),
+                QueryState::Cancelled => Err(QueryError::Cancelled),
+                _ => result,
+            };
+            if start {
+                db.stats.send_modify(|s| {
+                    s.finished += 1;
+                    match end {
+                        QueryState::Interrupted => s.timed_out += 1,
+                        QueryState::Cancelled => s.cancelled += 1,
+                        _ => {}
+                    }
+                });
             }
+            result
         })
         .await;
+        guard.armed = false;
         watchdog.abort();
         joined.map_err(|e| QueryError::Failed(format!("query thread failed: {e}")))?
+    }
+
+    /// Query counters; `changed()` on the receiver wakes on every update.
+    pub fn stats(&self) -> tokio::sync::watch::Receiver<QueryStats> {
+        self.stats.subscribe()
     }
 
     /// Readiness: a trivial query through the pool.
@@ -234,8 +310,13 @@ impl Database {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum QueryState {
+    /// Waiting for a blocking thread.
+    Pending,
     Running,
+    /// Stopped by the deadline.
     Interrupted,
+    /// Stopped because the caller went away.
+    Cancelled,
     Done,
 }
 
@@ -414,6 +495,8 @@ pub struct PageResult {
     pub rows: u64,
     /// Rows the query returns without LIMIT/OFFSET, for paginated reads.
     pub total: Option<u64>,
+    /// The row cap stopped reading before the last row.
+    pub truncated: bool,
 }
 
 /// Pagination window for paginated endpoints.
@@ -423,16 +506,32 @@ pub struct Page {
     pub offset: u64,
 }
 
-/// Runs the chosen text with its binds and encodes the rows in `format`.
+/// One query to run: an endpoint's chosen SQL text with its binds.
+pub struct QuerySpec<'a> {
+    pub endpoint: &'a EndpointDef,
+    pub text: usize,
+    pub binds: &'a [BindValue],
+    /// LIMIT/OFFSET window of a paginated endpoint.
+    pub page: Option<Page>,
+    /// Stop reading after this many rows (and report `truncated`).
+    pub max_rows: Option<u64>,
+    pub format: Format,
+}
+
+/// Runs the chosen text with its binds and encodes the rows.
 pub fn run_query(
     connection: &Connection,
     env: &HashMap<&'static str, String>,
-    endpoint: &EndpointDef,
-    text: usize,
-    binds: &[BindValue],
-    page: Option<Page>,
-    format: Format,
+    spec: &QuerySpec<'_>,
 ) -> Result<PageResult, QueryError> {
+    let QuerySpec {
+        endpoint,
+        text,
+        binds,
+        page,
+        max_rows,
+        format,
+    } = *spec;
     let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
     let sql_text = endpoint.texts.get(text).ok_or_else(|| {
         QueryError::Failed(format!("plan chose SQL text {text}, which does not exist"))
@@ -462,7 +561,12 @@ pub fn run_query(
     };
     let mut writer = RowWriter::new(format, &columns, json_columns);
     let mut count = 0u64;
+    let mut truncated = false;
     while let Some(row) = rows.next().map_err(failed)? {
+        if max_rows.is_some_and(|max| count >= max) {
+            truncated = true;
+            break;
+        }
         writer.row(row).map_err(failed)?;
         count += 1;
     }
@@ -485,5 +589,6 @@ pub fn run_query(
         body: writer.finish(),
         rows: count,
         total,
+        truncated,
     })
 }

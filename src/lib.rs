@@ -11,6 +11,7 @@ extern crate self as flapi;
 
 pub mod db;
 pub mod encode;
+pub mod mcp;
 pub mod runtime;
 pub mod server;
 

@@ -109,7 +109,19 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Routes) => {
             for e in PROJECT.endpoints {
-                println!("{:<6} {:<32} {}", e.method, e.url_path, e.source);
+                if let Some(url) = e.url_path {
+                    println!("{:<8} {:<32} {}", e.method, url, e.source);
+                }
+                if let Some(tool) = &e.tool {
+                    println!("{:<8} {:<32} {}", "TOOL", tool.name, e.source);
+                }
+                if let Some(resource) = &e.resource {
+                    let uri = format!("flapi://{}", resource.name);
+                    println!("{:<8} {:<32} {}", "RESOURCE", uri, e.source);
+                }
+            }
+            for p in PROJECT.prompts {
+                println!("{:<8} {:<32} {}", "PROMPT", p.name, p.source);
             }
             ExitCode::SUCCESS
         }
@@ -184,7 +196,7 @@ fn run(args: ServeArgs) -> ExitCode {
             startup_ms = started.elapsed().as_millis() as u64,
             "listening on http://{local}"
         );
-        match serve(listener, app.router).await {
+        match serve(listener, app.router, app.shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: server failed: {e}");

@@ -12,12 +12,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, h
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::db::{Database, DbOptions, Page, QueryError, StartupError, run_query};
+use crate::db::{Database, DbOptions, Page, QueryError, QuerySpec, StartupError, run_query};
 use crate::encode::Format;
+use crate::mcp::{self, McpState};
 use crate::runtime::{EndpointDef, FieldErrors, FieldIn, ProjectDef, RequestInput};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -27,6 +29,9 @@ pub struct App {
     pub router: Router,
     pub db: Arc<Database>,
     pub project: &'static ProjectDef,
+    /// Cancelled on shutdown: ends MCP sessions and their SSE streams so
+    /// a graceful shutdown does not wait on idle streams.
+    pub shutdown: CancellationToken,
 }
 
 struct AppState {
@@ -37,14 +42,21 @@ struct AppState {
 /// Opens the database (init SQL, sandbox, SQL checks) and builds the router.
 pub fn app(project: &'static ProjectDef, options: &DbOptions) -> Result<App, StartupError> {
     let db = Database::open(project, options)?;
+    let shutdown = CancellationToken::new();
     Ok(App {
-        router: router(project, db.clone()),
+        router: router(project, db.clone(), shutdown.clone()),
         db,
         project,
+        shutdown,
     })
 }
 
-pub fn router(project: &'static ProjectDef, db: Arc<Database>) -> Router {
+pub fn router(
+    project: &'static ProjectDef,
+    db: Arc<Database>,
+    shutdown: CancellationToken,
+) -> Router {
+    let (streamable, plain) = mcp::services(McpState::new(project, db.clone()), shutdown);
     let state = Arc::new(AppState { project, db });
     let mut router: Router<Arc<AppState>> = Router::new()
         .route(
@@ -52,10 +64,20 @@ pub fn router(project: &'static ProjectDef, db: Arc<Database>) -> Router {
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/ready", get(ready))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route_service("/mcp", streamable)
+        .route_service(
+            "/mcp/jsonrpc",
+            tower::ServiceBuilder::new()
+                .map_request(mcp::plain_jsonrpc_request)
+                .service(plain),
+        );
     for endpoint in project.endpoints {
+        let Some(route) = endpoint.route else {
+            continue;
+        };
         router = router.route(
-            endpoint.route,
+            route,
             get(
                 move |state: State<Arc<AppState>>,
                       params: Result<
@@ -246,15 +268,15 @@ async fn handle(
     let result = state
         .db
         .with_connection(move |connection, env| {
-            run_query(
-                connection,
-                env,
+            let spec = QuerySpec {
                 endpoint,
-                plan.text,
-                &plan.binds,
-                window,
+                text: plan.text,
+                binds: &plan.binds,
+                page: window,
+                max_rows: None,
                 format,
-            )
+            };
+            run_query(connection, env, &spec)
         })
         .await;
     let result = match result {
@@ -262,7 +284,7 @@ async fn handle(
         Err(error) => {
             let status = match error {
                 QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                QueryError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                QueryError::Unavailable | QueryError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
                 QueryError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             // The detail goes to the log only; the client gets the request id.
@@ -346,10 +368,18 @@ fn respond(
     (StatusCode::OK, headers, body).into_response()
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+/// Serves until SIGINT or SIGTERM, then ends MCP sessions and finishes
+/// in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        })
         .await
 }
 

@@ -13,6 +13,7 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     ("tests/fixtures/injection", "injection.rs"),
     ("tests/fixtures/sandbox", "sandbox.rs"),
     ("tests/fixtures/slow", "slow.rs"),
+    ("tests/fixtures/mcp", "mcp.rs"),
 ];
 
 /// The project folder is an absolute path on the build machine; snapshots
@@ -78,6 +79,43 @@ mod injection_snapshot {
 mod sandbox_snapshot {
     include!("generated/sandbox.rs");
 }
+mod mcp_snapshot {
+    include!("generated/mcp.rs");
+}
+
+/// The generated MCP input schema of every validator type, as the snapshot
+/// states it, is valid JSON Schema (checked by the `jsonschema` crate).
+#[test]
+fn snapshot_input_schemas_are_valid_json_schema() {
+    let mut seen = 0;
+    for endpoint in mcp_snapshot::PROJECT.endpoints {
+        let Some(tool) = &endpoint.tool else { continue };
+        let schema: serde_json::Value =
+            serde_json::from_str(tool.input_schema).expect("schema is JSON");
+        jsonschema::meta::validate(&schema).unwrap_or_else(|e| panic!("{}: {e}", tool.name));
+        seen += 1;
+    }
+    assert_eq!(seen, 5);
+    let typed = mcp_snapshot::PROJECT
+        .endpoints
+        .iter()
+        .find_map(|e| e.tool.as_ref().filter(|t| t.name == "typed"))
+        .expect("typed tool");
+    for ty in [
+        "integer",
+        "number",
+        "boolean",
+        "\"date\"",
+        "\"time\"",
+        "date-time",
+        "uuid",
+        "email",
+        "enum",
+        "pattern",
+    ] {
+        assert!(typed.input_schema.contains(ty), "schema lacks {ty}");
+    }
+}
 mod slow_snapshot {
     include!("generated/slow.rs");
 }
@@ -95,7 +133,8 @@ fn query(pairs: &[(&str, &str)]) -> RequestInput {
 #[test]
 fn snapshot_code_plans_requests() {
     use default_project_snapshot as shop;
-    assert_eq!(shop::PROJECT.endpoints.len(), 5);
+    assert_eq!(shop::PROJECT.endpoints.len(), 6);
+    assert_eq!(shop::PROJECT.prompts.len(), 1);
     assert_eq!(shop::PROJECT.base_dir, PLACEHOLDER);
 
     let input = RequestInput {

@@ -173,15 +173,44 @@ fn parse_date(text: &str) -> Option<Date> {
     Date::parse_from_str(text.trim(), "%Y-%m-%d").ok()
 }
 
+/// `HH:MM[:SS[.f]]`, or RFC 3339 `full-time` with `Z` or an offset
+/// (what JSON Schema's `time` format describes), converted to UTC.
 fn parse_time(text: &str) -> Option<Time> {
     let t = text.trim();
-    Time::parse_from_str(t, "%H:%M:%S%.f")
-        .or_else(|_| Time::parse_from_str(t, "%H:%M"))
-        .ok()
+    let (clock, offset) = split_offset(t);
+    let time = Time::parse_from_str(clock, "%H:%M:%S%.f")
+        .or_else(|_| Time::parse_from_str(clock, "%H:%M"))
+        .ok()?;
+    Some(time - chrono::Duration::seconds(i64::from(offset?)))
 }
 
+/// Splits `Z`, `+hh:mm` or `-hh:mm` off a time; the offset in seconds,
+/// `Some(0)` when there is none, `None` when it is malformed.
+fn split_offset(t: &str) -> (&str, Option<i32>) {
+    if let Some(clock) = t.strip_suffix(['Z', 'z']) {
+        return (clock, Some(0));
+    }
+    match t.rfind(['+', '-']) {
+        Some(i) if i >= 5 => {
+            let (clock, off) = t.split_at(i);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let parsed = off[1..].split_once(':').and_then(|(h, m)| {
+                let (h, m) = (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?);
+                (h.to_string().len() <= 2 && h < 24 && m < 60).then_some(h * 3600 + m * 60)
+            });
+            (clock, parsed.map(|s| sign * s))
+        }
+        _ => (t, Some(0)),
+    }
+}
+
+/// ISO 8601 without a zone, or RFC 3339 `date-time` (JSON Schema's
+/// format), which is converted to UTC.
 fn parse_timestamp(text: &str) -> Option<Timestamp> {
     let t = text.trim();
+    if let Ok(zoned) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(zoned.naive_utc());
+    }
     [
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",

@@ -32,7 +32,106 @@ pub struct ProjectDef {
     /// start-up; a missing one stops the server from starting.
     pub env_vars: &'static [&'static str],
     pub endpoints: &'static [EndpointDef],
+    pub mcp: McpDef,
+    pub prompts: &'static [PromptDef],
     pub openapi_json: &'static str,
+}
+
+/// `mcp:` of flapi.yaml.
+#[derive(Debug)]
+pub struct McpDef {
+    /// Sent to clients in the `initialize` result.
+    pub instructions: Option<&'static str>,
+    /// `Host` header values the MCP transport accepts.
+    pub allowed_hosts: &'static [&'static str],
+    /// Browser origins allowed to call MCP; with none, any request that
+    /// carries an `Origin` header is refused.
+    pub allowed_origins: &'static [&'static str],
+    /// Row cap of one result of a tool that does not paginate.
+    pub max_rows: u64,
+}
+
+/// An endpoint exposed as an MCP tool.
+#[derive(Debug)]
+pub struct ToolDef {
+    pub name: &'static str,
+    pub title: Option<&'static str>,
+    pub description: &'static str,
+    /// JSON Schema of the arguments, generated from the request fields.
+    pub input_schema: &'static str,
+}
+
+/// An endpoint exposed as the MCP resource `flapi://<name>`.
+#[derive(Debug)]
+pub struct ResourceDef {
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    pub mime_type: &'static str,
+}
+
+/// An MCP prompt: a text template with named arguments.
+#[derive(Debug)]
+pub struct PromptDef {
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    pub source: &'static str,
+    pub arguments: &'static [PromptArgDef],
+    pub template: &'static [PromptPart],
+}
+
+#[derive(Debug)]
+pub struct PromptArgDef {
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    pub required: bool,
+    pub allowed_values: &'static [&'static str],
+}
+
+/// A piece of a compiled prompt template; `usize` indexes the arguments.
+#[derive(Debug)]
+pub enum PromptPart {
+    Text(&'static str),
+    Arg(usize),
+    /// `{{#x}}…{{/x}}` (or `{{^x}}` when inverted): shown when the
+    /// argument is given and not empty/`false`.
+    Section {
+        arg: usize,
+        inverted: bool,
+        parts: &'static [PromptPart],
+    },
+}
+
+impl PromptDef {
+    /// Renders the template with argument values (already checked). The
+    /// result is text for a model; nothing here reaches SQL.
+    pub fn render(&self, values: &[Option<&str>]) -> String {
+        let mut out = String::new();
+        render_parts(self.template, values, &mut out);
+        out
+    }
+}
+
+fn render_parts(parts: &[PromptPart], values: &[Option<&str>], out: &mut String) {
+    for part in parts {
+        match part {
+            PromptPart::Text(text) => out.push_str(text),
+            PromptPart::Arg(i) => out.push_str(values.get(*i).copied().flatten().unwrap_or("")),
+            PromptPart::Section {
+                arg,
+                inverted,
+                parts,
+            } => {
+                let truthy = values
+                    .get(*arg)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|v| !v.is_empty() && v != "false");
+                if truthy != *inverted {
+                    render_parts(parts, values, out);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -69,6 +168,9 @@ pub struct FieldDef {
     pub location: FieldIn,
     pub required: bool,
     pub type_name: &'static str,
+    pub description: Option<&'static str>,
+    /// The values of an `enum` field, for `completion/complete`.
+    pub allowed_values: &'static [&'static str],
 }
 
 /// One SQL text of an endpoint; `?` marks every bound value.
@@ -86,10 +188,12 @@ pub type PlanFn = fn(&RequestInput) -> Result<Plan, FieldErrors>;
 pub struct EndpointDef {
     pub id: &'static str,
     pub method: &'static str,
-    /// flAPI form, `/customers/:id`.
-    pub url_path: &'static str,
+    /// flAPI form, `/customers/:id`; `None` when served over MCP only.
+    pub url_path: Option<&'static str>,
     /// axum form, `/customers/{id}`.
-    pub route: &'static str,
+    pub route: Option<&'static str>,
+    pub tool: Option<ToolDef>,
+    pub resource: Option<ResourceDef>,
     pub source: &'static str,
     pub template_source: &'static str,
     pub description: Option<&'static str>,

@@ -106,8 +106,10 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         ::flapi::runtime::EndpointDef {
             id: "ok",
             method: "GET",
-            url_path: "/ok",
-            route: "/ok",
+            url_path: ::core::option::Option::Some("/ok"),
+            route: ::core::option::Option::Some("/ok"),
+            tool: ::core::option::Option::None,
+            resource: ::core::option::Option::None,
             source: "sqls/ok.yaml",
             template_source: "sqls/ok.sql",
             description: ::core::option::Option::None,
@@ -128,8 +130,10 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         ::flapi::runtime::EndpointDef {
             id: "read",
             method: "GET",
-            url_path: "/read",
-            route: "/read",
+            url_path: ::core::option::Option::Some("/read"),
+            route: ::core::option::Option::Some("/read"),
+            tool: ::core::option::Option::None,
+            resource: ::core::option::Option::None,
             source: "sqls/read.yaml",
             template_source: "sqls/read.sql",
             description: ::core::option::Option::Some(
@@ -145,6 +149,8 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                     location: ::flapi::runtime::FieldIn::Query,
                     required: true,
                     type_name: "string",
+                    description: ::core::option::Option::None,
+                    allowed_values: &[],
                 },
             ],
             texts: &[
@@ -157,6 +163,13 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             plan: ReadArgs::plan_request,
         },
     ],
+    mcp: ::flapi::runtime::McpDef {
+        instructions: ::core::option::Option::None,
+        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
+        allowed_origins: &[],
+        max_rows: 1000u64,
+    },
+    prompts: &[],
     openapi_json: r#"{
   "info": {
     "description": "Endpoints that try to leave the DuckDB sandbox at run time.",

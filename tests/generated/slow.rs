@@ -84,8 +84,10 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         ::flapi::runtime::EndpointDef {
             id: "fast",
             method: "GET",
-            url_path: "/fast",
-            route: "/fast",
+            url_path: ::core::option::Option::Some("/fast"),
+            route: ::core::option::Option::Some("/fast"),
+            tool: ::core::option::Option::None,
+            resource: ::core::option::Option::None,
             source: "sqls/fast.yaml",
             template_source: "sqls/fast.sql",
             description: ::core::option::Option::None,
@@ -106,8 +108,10 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         ::flapi::runtime::EndpointDef {
             id: "slow",
             method: "GET",
-            url_path: "/slow",
-            route: "/slow",
+            url_path: ::core::option::Option::Some("/slow"),
+            route: ::core::option::Option::Some("/slow"),
+            tool: ::core::option::Option::None,
+            resource: ::core::option::Option::None,
             source: "sqls/slow.yaml",
             template_source: "sqls/slow.sql",
             description: ::core::option::Option::Some(
@@ -128,6 +132,13 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             plan: SlowArgs::plan_request,
         },
     ],
+    mcp: ::flapi::runtime::McpDef {
+        instructions: ::core::option::Option::None,
+        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
+        allowed_origins: &[],
+        max_rows: 1000u64,
+    },
+    prompts: &[],
     openapi_json: r#"{
   "info": {
     "title": "slow",

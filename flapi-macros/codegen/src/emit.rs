@@ -6,7 +6,8 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::model::{
-    BindSource, DimValue, Dimension, Endpoint, Field, FieldIn, FieldType, Project, SqlValidation,
+    BindSource, DimValue, Dimension, Endpoint, Field, FieldIn, FieldType, Project, Prompt,
+    PromptPart, SqlValidation,
 };
 
 pub struct EmitOptions {
@@ -216,8 +217,9 @@ fn emit_enum(endpoint: &Endpoint, field: &Field) -> TokenStream {
     let t = enum_type(endpoint, field);
     let variants = enum_variants(values);
     let doc = format!(
-        "Allowed values of `{}` on `{} {}`.",
-        field.name, endpoint.method, endpoint.url_path
+        "Allowed values of `{}` on `{}`.",
+        field.name,
+        endpoint.label()
     );
     let value_docs = values.iter().map(|v| format!("`{v}`"));
     quote! {
@@ -393,9 +395,8 @@ fn fallback_arm(endpoint: &Endpoint) -> TokenStream {
 fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
     let args = args_type(endpoint);
     let doc = format!(
-        "Arguments of `{} {}`, from `{}` (SQL: `{}`).{}",
-        endpoint.method,
-        endpoint.url_path,
+        "Arguments of `{}`, from `{}` (SQL: `{}`).{}",
+        endpoint.label(),
         endpoint.source,
         endpoint.template_source,
         endpoint
@@ -418,7 +419,7 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
     let patterns = endpoint.fields.iter().enumerate().filter_map(|(i, f)| match &f.ty {
         FieldType::String { pattern: Some(p), .. } => {
             let name = pattern_static(endpoint, i);
-            let doc = format!("Validator of `{}` on `{} {}`, anchored: the whole value must match.", f.name, endpoint.method, endpoint.url_path);
+            let doc = format!("Validator of `{}` on `{}`, anchored: the whole value must match.", f.name, endpoint.label());
             Some(quote!(#[doc = #doc] static #name: ::flapi::runtime::Pattern = ::flapi::runtime::Pattern::new(#p);))
         }
         _ => None,
@@ -490,8 +491,21 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
 
     let id = &endpoint.id;
     let method = &endpoint.method;
-    let url_path = &endpoint.url_path;
-    let route = &endpoint.route;
+    let url_path = opt_str(endpoint.url_path.as_deref());
+    let route = opt_str(endpoint.route.as_deref());
+    let tool = opt(endpoint.tool.as_ref().map(|t| {
+        let name = &t.name;
+        let title = opt_str(t.title.as_deref());
+        let description = text(&t.description);
+        let schema = text(&t.input_schema);
+        quote!(::flapi::runtime::ToolDef { name: #name, title: #title, description: #description, input_schema: #schema })
+    }));
+    let resource = opt(endpoint.resource.as_ref().map(|r| {
+        let name = &r.name;
+        let description = opt_str(r.description.as_deref());
+        let mime = &r.mime_type;
+        quote!(::flapi::runtime::ResourceDef { name: #name, description: #description, mime_type: #mime })
+    }));
     let source = &endpoint.source;
     let template_source = &endpoint.template_source;
     let description = opt_str(endpoint.description.as_deref());
@@ -504,7 +518,12 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         let location = field_in(f.field_in);
         let required = f.required;
         let ty = f.ty.name();
-        quote!(::flapi::runtime::FieldDef { name: #name, location: #location, required: #required, type_name: #ty })
+        let values: &[String] = match &f.ty {
+            FieldType::Enum { values } => values,
+            _ => &[],
+        };
+        let description = opt_str(f.description.as_deref());
+        quote!(::flapi::runtime::FieldDef { name: #name, location: #location, required: #required, type_name: #ty, description: #description, allowed_values: &[#(#values),*] })
     });
     let texts = endpoint.template.texts.iter().map(|t| {
         let sql = text(&t.sql);
@@ -518,6 +537,8 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             method: #method,
             url_path: #url_path,
             route: #route,
+            tool: #tool,
+            resource: #resource,
             source: #source,
             template_source: #template_source,
             description: #description,
@@ -531,6 +552,44 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         }
     };
     (items, def)
+}
+
+fn emit_prompt_parts(parts: &[PromptPart]) -> TokenStream {
+    let parts = parts.iter().map(|part| match part {
+        PromptPart::Text(t) => {
+            let t = text(t);
+            quote!(::flapi::runtime::PromptPart::Text(#t))
+        }
+        PromptPart::Arg(i) => quote!(::flapi::runtime::PromptPart::Arg(#i)),
+        PromptPart::Section { arg, inverted, parts } => {
+            let inner = emit_prompt_parts(parts);
+            quote!(::flapi::runtime::PromptPart::Section { arg: #arg, inverted: #inverted, parts: #inner })
+        }
+    });
+    quote!(&[#(#parts),*])
+}
+
+fn emit_prompt(prompt: &Prompt) -> TokenStream {
+    let name = &prompt.name;
+    let description = opt_str(prompt.description.as_deref());
+    let source = &prompt.source;
+    let args = prompt.arguments.iter().map(|a| {
+        let name = &a.name;
+        let description = opt_str(a.description.as_deref());
+        let required = a.required;
+        let values = &a.allowed_values;
+        quote!(::flapi::runtime::PromptArgDef { name: #name, description: #description, required: #required, allowed_values: &[#(#values),*] })
+    });
+    let template = emit_prompt_parts(&prompt.template);
+    quote! {
+        ::flapi::runtime::PromptDef {
+            name: #name,
+            description: #description,
+            source: #source,
+            arguments: &[#(#args),*],
+            template: #template,
+        }
+    }
 }
 
 pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> TokenStream {
@@ -579,6 +638,12 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     } else {
         TokenStream::new()
     };
+    let mcp = &project.mcp;
+    let instructions = opt(mcp.instructions.as_deref().map(text));
+    let hosts = &mcp.allowed_hosts;
+    let origins = &mcp.allowed_origins;
+    let max_rows = mcp.max_rows;
+    let prompts = project.prompts.iter().map(emit_prompt);
     let project_doc = format!("The compiled project `{name}`: its settings, routes and SQL.");
     let openapi_json = text(openapi_json);
     quote! {
@@ -608,6 +673,13 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             max_limit: #max_limit,
             env_vars: &[#(#env_vars),*],
             endpoints: &[#(#defs),*],
+            mcp: ::flapi::runtime::McpDef {
+                instructions: #instructions,
+                allowed_hosts: &[#(#hosts),*],
+                allowed_origins: &[#(#origins),*],
+                max_rows: #max_rows,
+            },
+            prompts: &[#(#prompts),*],
             openapi_json: #openapi_json,
         };
     }

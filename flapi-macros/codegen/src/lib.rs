@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod diag;
 pub mod emit;
+pub mod mcp;
 pub mod model;
 pub mod mustache;
 pub mod openapi;
@@ -131,6 +132,7 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
     for endpoint in &project.endpoints {
         files_read.push(dir.join(&endpoint.template_source));
     }
+    files_read.append(&mut project.files_read);
     files_read.sort();
     files_read.dedup();
     project.source_hash = source_hash(&dir, &files_read);

@@ -18,10 +18,73 @@ pub struct Project {
     pub max_limit: u64,
     pub env_whitelist: Vec<String>,
     pub endpoints: Vec<Endpoint>,
+    pub mcp: McpSettings,
+    pub prompts: Vec<Prompt>,
     /// Every file the build read, for rebuild tracking.
     pub files_read: Vec<PathBuf>,
     /// A stable hash of those files' contents, shown by `flapi --version`.
     pub source_hash: String,
+}
+
+/// `mcp:` in flapi.yaml, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct McpSettings {
+    pub instructions: Option<String>,
+    /// `Host` values the MCP transport accepts (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call MCP; empty: requests with an
+    /// `Origin` header are refused.
+    pub allowed_origins: Vec<String>,
+    /// Cap on the rows of one tool result when the tool does not paginate.
+    pub max_rows: u64,
+}
+
+/// An endpoint exposed as an MCP tool.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    /// The tool's JSON Schema for its arguments, as formatted JSON.
+    pub input_schema: String,
+}
+
+/// An endpoint exposed as an MCP resource, `flapi://<name>`.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub name: String,
+    pub description: Option<String>,
+    pub mime_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PromptArg {
+    pub name: String,
+    pub description: Option<String>,
+    pub required: bool,
+    pub allowed_values: Vec<String>,
+}
+
+/// A piece of a prompt template; indices point into the prompt's arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptPart {
+    Text(String),
+    Arg(usize),
+    Section {
+        arg: usize,
+        inverted: bool,
+        parts: Vec<PromptPart>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub name: String,
+    pub description: Option<String>,
+    /// The YAML file, relative to the project folder.
+    pub source: String,
+    pub arguments: Vec<PromptArg>,
+    pub template: Vec<PromptPart>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,16 +214,30 @@ pub struct Endpoint {
     pub template_source: String,
     pub description: Option<String>,
     pub method: String,
-    /// flAPI form, `/customers/:id`.
-    pub url_path: String,
+    /// flAPI form, `/customers/:id`; `None` for an MCP-only endpoint.
+    pub url_path: Option<String>,
     /// axum form, `/customers/{id}`.
-    pub route: String,
+    pub route: Option<String>,
+    pub tool: Option<Tool>,
+    pub resource: Option<Resource>,
     pub fields: Vec<Field>,
     pub connection: Option<String>,
     pub paginate: bool,
     pub strict_fields: bool,
     pub sql_validation: SqlValidation,
     pub template: CompiledTemplate,
+}
+
+impl Endpoint {
+    /// How generated docs name the endpoint: its route, else its MCP name.
+    pub fn label(&self) -> String {
+        match (&self.url_path, &self.tool, &self.resource) {
+            (Some(url), _, _) => format!("{} {url}", self.method),
+            (None, Some(tool), _) => format!("MCP tool {}", tool.name),
+            (None, None, Some(resource)) => format!("MCP resource flapi://{}", resource.name),
+            (None, None, None) => self.id.clone(),
+        }
+    }
 }
 
 /// What decides which SQL text a request runs.

@@ -141,9 +141,10 @@ fn operation(endpoint: &Endpoint, project: &Project) -> Value {
 pub fn openapi(project: &Project) -> String {
     let mut paths = Map::new();
     for endpoint in &project.endpoints {
-        let entry = paths
-            .entry(endpoint.route.clone())
-            .or_insert_with(|| json!({}));
+        let Some(route) = &endpoint.route else {
+            continue;
+        };
+        let entry = paths.entry(route.clone()).or_insert_with(|| json!({}));
         entry[endpoint.method.to_ascii_lowercase()] = operation(endpoint, project);
     }
     let mut info = json!({"title": project.name, "version": project.source_hash});

@@ -12,23 +12,9 @@ use crate::yaml::{
 
 /// Keys of `flapi.yaml` that flAPI documents and later versions of flapi
 /// implement; until then they are an explicit build error.
-pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &[
-    "cors",
-    "rate-limit",
-    "auth",
-    "mcp",
-    "audit",
-    "enforce-https",
-];
-pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &[
-    "mcp-tool",
-    "mcp-resource",
-    "mcp-prompt",
-    "auth",
-    "rate-limit",
-    "operation",
-    "cache",
-];
+pub const UNSUPPORTED_PROJECT_KEYS: &[&str] =
+    &["cors", "rate-limit", "auth", "audit", "enforce-https"];
+pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &["auth", "rate-limit", "operation", "cache"];
 
 #[derive(Debug, Default)]
 pub struct RawProject {
@@ -42,6 +28,56 @@ pub struct RawProject {
     pub http_host: Option<Sp<String>>,
     pub http_port: Option<Sp<i64>>,
     pub pagination: RawPagination,
+    pub mcp: RawMcp,
+}
+
+/// `mcp:` in flapi.yaml.
+#[derive(Debug, Default)]
+pub struct RawMcp {
+    pub instructions: Option<Sp<String>>,
+    pub instructions_file: Option<Sp<String>>,
+    pub allowed_hosts: Option<Vec<Sp<String>>>,
+    pub allowed_origins: Vec<Sp<String>>,
+    pub max_rows: Option<Sp<i64>>,
+}
+
+/// `mcp-tool:` on an endpoint.
+#[derive(Debug)]
+pub struct RawTool {
+    pub loc: Location,
+    pub name: Option<Sp<String>>,
+    pub title: Option<Sp<String>>,
+    pub description: Option<Sp<String>>,
+    pub result_mime_type: Option<Sp<String>>,
+}
+
+/// `mcp-resource:` on an endpoint.
+#[derive(Debug)]
+pub struct RawResource {
+    pub loc: Location,
+    pub name: Option<Sp<String>>,
+    pub description: Option<Sp<String>>,
+    pub mime_type: Option<Sp<String>>,
+}
+
+/// `mcp-prompt:` in an endpoint file (with or without SQL).
+#[derive(Debug)]
+pub struct RawPrompt {
+    pub loc: Location,
+    pub name: Option<Sp<String>>,
+    pub description: Option<Sp<String>>,
+    pub template: Option<Sp<String>>,
+    pub arguments: Vec<RawPromptArg>,
+}
+
+#[derive(Debug)]
+pub struct RawPromptArg {
+    pub path: String,
+    pub loc: Location,
+    pub name: Sp<String>,
+    pub description: Option<Sp<String>>,
+    pub required: Option<Sp<bool>>,
+    pub allowed_values: Vec<Sp<String>>,
 }
 
 #[derive(Debug)]
@@ -82,6 +118,9 @@ pub struct RawEndpoint {
     pub with_pagination: Option<Sp<bool>>,
     pub request_fields_validation: Option<Sp<bool>>,
     pub sql_validation: Option<Sp<String>>,
+    pub mcp_tool: Option<RawTool>,
+    pub mcp_resource: Option<RawResource>,
+    pub mcp_prompt: Option<RawPrompt>,
 }
 
 #[derive(Debug)]
@@ -199,9 +238,57 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
         page.finish(&["default-limit", "max-limit"], diags);
     }
 
+    if let Some(node) = map.take("mcp") {
+        project.mcp = load_mcp(node, diags);
+    }
+
     map.reject_unsupported(UNSUPPORTED_PROJECT_KEYS, diags);
     map.finish(PROJECT_KEYS, diags);
     project
+}
+
+const MCP_KEYS: &[&str] = &[
+    "enabled",
+    "instructions",
+    "instructions-file",
+    "allowed-hosts",
+    "allowed-origins",
+    "max-rows",
+    "auth",
+];
+
+fn load_mcp(node: &Node, diags: &mut Diagnostics) -> RawMcp {
+    let mut mcp = RawMcp::default();
+    let Some(mut map) = MapReader::new(node, "mcp", diags) else {
+        return mcp;
+    };
+    mcp.instructions = opt(&mut map, "instructions", diags, expect_str);
+    mcp.instructions_file = opt(&mut map, "instructions-file", diags, expect_str);
+    if let Some(list) = map.take("allowed-hosts") {
+        mcp.allowed_hosts = Some(expect_str_list(list, "mcp.allowed-hosts", diags));
+    }
+    if let Some(list) = map.take("allowed-origins") {
+        mcp.allowed_origins = expect_str_list(list, "mcp.allowed-origins", diags);
+    }
+    mcp.max_rows = opt(&mut map, "max-rows", diags, expect_int);
+    // flAPI's `enabled` (MCP is always served alongside REST here) and
+    // `port`/`host` (one listener) are accepted only with their meaning.
+    if let Some(enabled) = opt(&mut map, "enabled", diags, expect_bool)
+        && !enabled.value
+    {
+        diags.error(
+            &enabled.loc,
+            "mcp.enabled",
+            "MCP cannot be switched off in this version",
+            Some(
+                "remove `enabled: false`; endpoints without `mcp-tool` are not exposed over MCP"
+                    .into(),
+            ),
+        );
+    }
+    map.reject_unsupported(&["auth"], diags);
+    map.finish(MCP_KEYS, diags);
+    mcp
 }
 
 fn load_connections(node: &Node, diags: &mut Diagnostics) -> Vec<RawConnection> {
@@ -298,7 +385,19 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
         with_pagination: opt(&mut map, "with-pagination", diags, expect_bool),
         request_fields_validation: opt(&mut map, "request-fields-validation", diags, expect_bool),
         sql_validation: opt(&mut map, "sql-validation", diags, expect_str),
+        mcp_tool: None,
+        mcp_resource: None,
+        mcp_prompt: None,
     };
+    if let Some(node) = map.take("mcp-tool") {
+        endpoint.mcp_tool = load_tool(node, diags);
+    }
+    if let Some(node) = map.take("mcp-resource") {
+        endpoint.mcp_resource = load_resource(node, diags);
+    }
+    if let Some(node) = map.take("mcp-prompt") {
+        endpoint.mcp_prompt = load_prompt(node, diags);
+    }
     if let Some(node) = map.take("connection") {
         // flAPI writes `connection: [name]`; a plain string is accepted too.
         endpoint.connection = match &node.kind {
@@ -319,6 +418,97 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
     map.reject_unsupported(UNSUPPORTED_ENDPOINT_KEYS, diags);
     map.finish(ENDPOINT_KEYS, diags);
     Some(endpoint)
+}
+
+const TOOL_KEYS: &[&str] = &[
+    "name",
+    "title",
+    "description",
+    "result-mime-type",
+    "allowed-roles",
+    "response",
+    "rate-limit",
+];
+
+fn load_tool(node: &Node, diags: &mut Diagnostics) -> Option<RawTool> {
+    let mut map = MapReader::new(node, "mcp-tool", diags)?;
+    let tool = RawTool {
+        loc: node.loc.clone(),
+        name: opt(&mut map, "name", diags, expect_str),
+        title: opt(&mut map, "title", diags, expect_str),
+        description: opt(&mut map, "description", diags, expect_str),
+        result_mime_type: opt(&mut map, "result-mime-type", diags, expect_str),
+    };
+    map.reject_unsupported(&["allowed-roles", "response", "rate-limit"], diags);
+    map.finish(TOOL_KEYS, diags);
+    Some(tool)
+}
+
+fn load_resource(node: &Node, diags: &mut Diagnostics) -> Option<RawResource> {
+    let mut map = MapReader::new(node, "mcp-resource", diags)?;
+    let resource = RawResource {
+        loc: node.loc.clone(),
+        name: opt(&mut map, "name", diags, expect_str),
+        description: opt(&mut map, "description", diags, expect_str),
+        mime_type: opt(&mut map, "mime-type", diags, expect_str),
+    };
+    map.finish(&["name", "description", "mime-type"], diags);
+    Some(resource)
+}
+
+fn load_prompt(node: &Node, diags: &mut Diagnostics) -> Option<RawPrompt> {
+    let mut map = MapReader::new(node, "mcp-prompt", diags)?;
+    let mut prompt = RawPrompt {
+        loc: node.loc.clone(),
+        name: opt(&mut map, "name", diags, expect_str),
+        description: opt(&mut map, "description", diags, expect_str),
+        template: opt(&mut map, "template", diags, expect_str),
+        arguments: Vec::new(),
+    };
+    if let Some(list) = map.take("arguments")
+        && let Some(items) = expect_seq(list, "mcp-prompt.arguments", diags)
+    {
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("mcp-prompt.arguments[{i}]");
+            // flAPI lists names; a mapping adds a description, `required`
+            // and allowed values (offered by `completion/complete`).
+            if let Kind::Str(name) = &item.kind {
+                prompt.arguments.push(RawPromptArg {
+                    path,
+                    loc: item.loc.clone(),
+                    name: Sp::new(name.clone(), item.loc.clone()),
+                    description: None,
+                    required: None,
+                    allowed_values: Vec::new(),
+                });
+                continue;
+            }
+            let Some(mut arg) = MapReader::new(item, &path, diags) else {
+                continue;
+            };
+            let name = opt(&mut arg, "name", diags, expect_str);
+            let description = opt(&mut arg, "description", diags, expect_str);
+            let required = opt(&mut arg, "required", diags, expect_bool);
+            let allowed_values = arg
+                .take("allowedValues")
+                .map(|l| expect_str_list(l, &yaml::join(&path, "allowedValues"), diags))
+                .unwrap_or_default();
+            arg.finish(&["name", "description", "required", "allowedValues"], diags);
+            match name {
+                Some(name) => prompt.arguments.push(RawPromptArg {
+                    path,
+                    loc: item.loc.clone(),
+                    name,
+                    description,
+                    required,
+                    allowed_values,
+                }),
+                None => diags.error(&item.loc, path, "a prompt argument needs a `name`", None),
+            }
+        }
+    }
+    map.finish(&["name", "description", "template", "arguments"], diags);
+    Some(prompt)
 }
 
 const FIELD_KEYS: &[&str] = &[

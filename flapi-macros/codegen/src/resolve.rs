@@ -9,6 +9,7 @@ use regex::Regex;
 
 use crate::compile::{self, TemplateInput};
 use crate::diag::{Diagnostics, Location, did_you_mean};
+use crate::mcp;
 use crate::model::{
     Connection, DuckdbSettings, Endpoint, Field, FieldIn, FieldType, Project, SqlValidation,
 };
@@ -114,11 +115,45 @@ pub fn resolve_project(
         );
     }
 
+    let mut files_read = Vec::new();
+    let mcp = mcp::resolve_settings(
+        dir,
+        &raw.mcp,
+        raw.http_host.as_ref().map(|h| h.value.as_str()),
+        &mut files_read,
+        diags,
+    );
+
     let mut resolved = Vec::new();
+    let mut prompts = Vec::new();
+    let mut named: Vec<(Location, usize)> = Vec::new();
+    let mut prompt_locs: Vec<Location> = Vec::new();
     let mut routes: BTreeMap<(String, String), (String, Location)> = BTreeMap::new();
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
     for raw_endpoint in endpoints {
-        let Some(endpoint) = resolve_endpoint(
+        if let Some(raw_prompt) = &raw_endpoint.mcp_prompt {
+            let source = relative(dir, &raw_endpoint.file);
+            if let Some(prompt) = mcp::resolve_prompt(raw_prompt, &source, diags) {
+                prompts.push(prompt);
+                prompt_locs.push(raw_prompt.loc.clone());
+            }
+            if raw_endpoint.url_path.is_none()
+                && raw_endpoint.mcp_tool.is_none()
+                && raw_endpoint.mcp_resource.is_none()
+            {
+                // A prompt-only file: SQL keys would have nothing to serve.
+                if let Some(t) = &raw_endpoint.template_source {
+                    diags.error(
+                        &t.loc,
+                        "template-source",
+                        "this file declares only a prompt, so its SQL would never run",
+                        Some("add `url-path`, `mcp-tool` or `mcp-resource`, or remove `template-source`".into()),
+                    );
+                }
+                continue;
+            }
+        }
+        let Some(mut endpoint) = resolve_endpoint(
             dir,
             raw_endpoint,
             &connections,
@@ -128,30 +163,35 @@ pub fn resolve_project(
         ) else {
             continue;
         };
-        let url_loc = raw_endpoint
-            .url_path
-            .as_ref()
-            .map(|u| u.loc.clone())
-            .unwrap_or_else(|| raw_endpoint.start.clone());
-        let shape = route_shape(&endpoint.url_path);
-        if let Some((first_file, first_loc)) = routes.get(&(endpoint.method.clone(), shape.clone()))
-        {
-            diags.error(
-                &url_loc,
-                "url-path",
-                format!(
-                    "duplicate route `{} {}`: {} declares the same route at line {}",
-                    endpoint.method, endpoint.url_path, first_file, first_loc.line
-                ),
-                Some("give one of the endpoints another `url-path` or `method`".into()),
+        if let (Some(url), Some(url_path)) = (&raw_endpoint.url_path, &endpoint.url_path) {
+            let shape = route_shape(url_path);
+            if let Some((first_file, first_loc)) =
+                routes.get(&(endpoint.method.clone(), shape.clone()))
+            {
+                diags.error(
+                    &url.loc,
+                    "url-path",
+                    format!(
+                        "duplicate route `{} {}`: {} declares the same route at line {}",
+                        endpoint.method, url_path, first_file, first_loc.line
+                    ),
+                    Some("give one of the endpoints another `url-path` or `method`".into()),
+                );
+                continue;
+            }
+            routes.insert(
+                (endpoint.method.clone(), shape),
+                (endpoint.source.clone(), url.loc.clone()),
             );
-            continue;
         }
-        routes.insert(
-            (endpoint.method.clone(), shape),
-            (endpoint.source.clone(), url_loc),
-        );
-        let mut endpoint = endpoint;
+        if let Some(raw_tool) = &raw_endpoint.mcp_tool {
+            endpoint.tool = mcp::resolve_tool(raw_tool, &endpoint, default_limit, max_limit, diags);
+            named.push((raw_tool.loc.clone(), resolved.len()));
+        }
+        if let Some(raw_resource) = &raw_endpoint.mcp_resource {
+            endpoint.resource = mcp::resolve_resource(raw_resource, &endpoint, diags);
+            named.push((raw_resource.loc.clone(), resolved.len()));
+        }
         let count = ids.entry(endpoint.id.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -159,6 +199,14 @@ pub fn resolve_project(
         }
         resolved.push(endpoint);
     }
+
+    let by_endpoint: Vec<(Location, &Endpoint)> = named
+        .iter()
+        .map(|(loc, i)| (loc.clone(), &resolved[*i]))
+        .collect();
+    let by_prompt: Vec<(Location, &crate::model::Prompt)> =
+        prompt_locs.iter().cloned().zip(prompts.iter()).collect();
+    mcp::check_unique_names(&by_endpoint, &by_prompt, diags);
 
     Project {
         name,
@@ -176,7 +224,9 @@ pub fn resolve_project(
             .map(|p| p.value.clone())
             .collect(),
         endpoints: resolved,
-        files_read: Vec::new(),
+        mcp,
+        prompts,
+        files_read,
         source_hash: String::new(),
     }
 }
@@ -286,6 +336,10 @@ fn route_shape(url_path: &str) -> String {
         .join("/")
 }
 
+fn relative(dir: &Path, file: &Path) -> String {
+    file.strip_prefix(dir).unwrap_or(file).display().to_string()
+}
+
 fn endpoint_id(dir: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(dir).unwrap_or(file).with_extension("");
     let mut id: String = rel
@@ -323,48 +377,62 @@ fn resolve_endpoint(
         .unwrap_or(&raw.file)
         .display()
         .to_string();
-    let Some(url) = &raw.url_path else {
+    if raw.url_path.is_none() && raw.mcp_tool.is_none() && raw.mcp_resource.is_none() {
         diags.error(
             &raw.start,
             "url-path",
             "`url-path` is missing",
-            Some("add `url-path: /things/:id` (MCP-only endpoints are not supported yet)".into()),
-        );
-        return None;
-    };
-    let url_path = url.value.clone();
-    let mut path_params = Vec::new();
-    let mut route_ok = url_path.starts_with('/');
-    let route: String = url_path
-        .split('/')
-        .map(|seg| {
-            if let Some(param) = seg.strip_prefix(':') {
-                if param.is_empty() || !param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    route_ok = false;
-                }
-                path_params.push(param.to_string());
-                format!("{{{param}}}")
-            } else {
-                if seg.contains(['{', '}', '*', '?', '#', ' ']) {
-                    route_ok = false;
-                }
-                seg.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/");
-    if !route_ok {
-        diags.error(
-            &url.loc,
-            "url-path",
-            format!("`{url_path}` is not a valid route"),
             Some(
-                "start with `/`; use `:name` for path parameters and plain segments otherwise"
+                "add `url-path: /things/:id`, or `mcp-tool:`/`mcp-resource:` to serve the SQL over MCP only"
                     .into(),
             ),
         );
+        return None;
     }
+    let mut path_params = Vec::new();
+    let mut route = None;
+    if let Some(url) = &raw.url_path {
+        let url_path = &url.value;
+        let mut route_ok = url_path.starts_with('/');
+        let axum_route: String = url_path
+            .split('/')
+            .map(|seg| {
+                if let Some(param) = seg.strip_prefix(':') {
+                    if param.is_empty()
+                        || !param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        route_ok = false;
+                    }
+                    path_params.push(param.to_string());
+                    format!("{{{param}}}")
+                } else {
+                    if seg.contains(['{', '}', '*', '?', '#', ' ']) {
+                        route_ok = false;
+                    }
+                    seg.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        if !route_ok {
+            diags.error(
+                &url.loc,
+                "url-path",
+                format!("`{url_path}` is not a valid route"),
+                Some(
+                    "start with `/`; use `:name` for path parameters and plain segments otherwise"
+                        .into(),
+                ),
+            );
+        }
+        route = Some(axum_route);
+    }
+    let url_path = raw.url_path.as_ref().map(|u| u.value.clone());
+    let url_loc = raw
+        .url_path
+        .as_ref()
+        .map(|u| u.loc.clone())
+        .unwrap_or_else(|| raw.start.clone());
 
     let method = match &raw.method {
         None => "GET".to_string(),
@@ -451,13 +519,13 @@ fn resolve_endpoint(
         match fields.iter().find(|f| &f.name == param) {
             Some(f) if f.field_in == FieldIn::Path => {}
             Some(_) => diags.error(
-                &url.loc,
+                &url_loc,
                 "url-path",
                 format!("path parameter `:{param}` is declared with another `field-in`"),
                 Some("set `field-in: path` on that field".into()),
             ),
             None => diags.error(
-                &url.loc,
+                &url_loc,
                 "url-path",
                 format!("path parameter `:{param}` has no request field"),
                 Some(format!(
@@ -472,10 +540,16 @@ fn resolve_endpoint(
                 diags.error(
                     &raw_field.loc,
                     raw_field.path.as_str(),
-                    format!(
-                        "path field `{}` does not appear in url-path `{url_path}`",
-                        f.name
-                    ),
+                    match &url_path {
+                        Some(url_path) => format!(
+                            "path field `{}` does not appear in url-path `{url_path}`",
+                            f.name
+                        ),
+                        None => format!(
+                            "path field `{}` needs a `url-path`; this endpoint has none",
+                            f.name
+                        ),
+                    },
                     Some(format!(
                         "add `:{}` to the url-path or change `field-in`",
                         f.name
@@ -567,6 +641,8 @@ fn resolve_endpoint(
         method,
         url_path,
         route,
+        tool: None,
+        resource: None,
         fields,
         connection,
         paginate,
