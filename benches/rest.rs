@@ -35,6 +35,14 @@ request = function()
 end
 "#;
 
+const MCP_LUA: &str = r#"
+math.randomseed(7)
+request = function()
+  local body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"customer_lookup","arguments":{"id":' .. math.random(1, 1500) .. '}}}'
+  return wrk.format("POST", "/mcp/jsonrpc", {["Content-Type"] = "application/json"}, body)
+end
+"#;
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -234,6 +242,7 @@ fn main() {
     let ours_startup = wait_ready(port, "/customers/1", started).expect("flapi ready");
     let ours_lookup = wrk(port, LOOKUP_LUA, seconds, connections);
     let ours_list = wrk(port, LIST_LUA, seconds, connections);
+    let ours_mcp = wrk(port, MCP_LUA, seconds, connections);
     let ours_rss = peak_rss_mib(std::process::id());
 
     // The C++ flAPI on the same project folder.
@@ -251,8 +260,9 @@ fn main() {
         let startup = wait_ready(peer_port, "/customers/1", started).expect("flapi-peer ready");
         let lookup = wrk(peer_port, LOOKUP_LUA, seconds, connections);
         let list = wrk(peer_port, LIST_LUA, seconds, connections);
+        let mcp = wrk(peer_port, MCP_LUA, seconds, connections);
         let rss = peak_rss_mib(peer.0.id());
-        (startup, lookup, list, rss, peer)
+        (startup, lookup, list, mcp, rss, peer)
     });
 
     let (bare_lookup, bare_list) = bare_duckdb(&project_dir, threads, seconds);
@@ -272,9 +282,11 @@ fn main() {
     };
     row("flapi lookup", &ours_lookup);
     row("flapi list", &ours_list);
-    if let Some((_, lookup, list, _, _)) = &peer {
+    row("flapi MCP tools/call", &ours_mcp);
+    if let Some((_, lookup, list, mcp, _, _)) = &peer {
         row("flAPI (C++) lookup", lookup);
         row("flAPI (C++) list", list);
+        row("flAPI (C++) MCP tools/call", mcp);
     }
     println!(
         "{:<28} {:>12.0}",
@@ -293,7 +305,7 @@ fn main() {
     );
     println!("peak RSS: flapi {ours_rss:.1} MiB (whole bench process at that point)");
     println!("\nratios (SPEC §15 target in brackets):");
-    if let Some((startup, lookup, list, rss, _)) = &peer {
+    if let Some((startup, lookup, list, mcp, rss, _)) = &peer {
         println!(
             "  lookup req/s flapi / flAPI   {:>6.2}  [>= 3]",
             ours_lookup.rps / lookup.rps
@@ -301,6 +313,10 @@ fn main() {
         println!(
             "  list   req/s flapi / flAPI   {:>6.2}  [>= 3]",
             ours_list.rps / list.rps
+        );
+        println!(
+            "  MCP    req/s flapi / flAPI   {:>6.2}  [>= 3]",
+            ours_mcp.rps / mcp.rps
         );
         println!(
             "  lookup p99   flapi / flAPI   {:>6.2}  [<= 0.33]",

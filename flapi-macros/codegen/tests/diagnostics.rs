@@ -406,3 +406,89 @@ fn yaml_syntax_error_has_a_location() {
         "{all:#?}"
     );
 }
+
+#[test]
+fn invalid_tool_name() {
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/a.yaml",
+            &endpoint(
+                "a.sql",
+                "mcp-tool:\n  name: get items\n  description: Items.\n",
+            ),
+        ),
+        ("sqls/a.sql", "SELECT 1"),
+    ]);
+    let e = assert_one(
+        &d,
+        "sqls/a.yaml",
+        5,
+        9,
+        "tool name `get items` is not valid",
+    );
+    assert_eq!(e.key_path, "mcp-tool.name");
+}
+
+#[test]
+fn duplicate_tool_name() {
+    let tool = "mcp-tool:\n  name: items\n  description: Items.\n";
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        ("sqls/a.yaml", &endpoint("a.sql", tool)),
+        ("sqls/a.sql", "SELECT 1"),
+        (
+            "sqls/b.yaml",
+            &format!("url-path: /other\ntemplate-source: a.sql\n{tool}"),
+        ),
+    ]);
+    assert_one(&d, "sqls/b.yaml", 4, 3, "duplicate tool name `items`");
+}
+
+#[test]
+fn tool_without_description() {
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/a.yaml",
+            &endpoint("a.sql", "mcp-tool:\n  name: items\n"),
+        ),
+        ("sqls/a.sql", "SELECT 1"),
+    ]);
+    assert_one(&d, "sqls/a.yaml", 5, 3, "the tool description is missing");
+}
+
+#[test]
+fn prompt_template_uses_an_undeclared_argument() {
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/p.yaml",
+            "mcp-prompt:\n  name: p\n  template: \"Hi {{nme}}\"\n  arguments: [name]\n",
+        ),
+    ]);
+    // The position is the tag's offset from the start of the template value.
+    let all = errors(&d);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].location.file, Path::new("sqls/p.yaml"));
+    assert_eq!(all[0].location.line, 3);
+    assert!(
+        all[0]
+            .message
+            .contains("`nme` is not an argument of this prompt")
+    );
+    assert_eq!(all[0].help.as_deref(), Some("did you mean `name`?"));
+}
+
+#[test]
+fn resource_with_a_required_field() {
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/r.yaml",
+            "mcp-resource:\n  name: r\ntemplate-source: r.sql\nrequest:\n  - field-name: id\n    field-in: query\n    required: true\n    validators:\n      - type: int\n",
+        ),
+        ("sqls/r.sql", "SELECT {{ params.id }} AS id"),
+    ]);
+    assert_one(&d, "sqls/r.yaml", 2, 3, "request field `id` is required");
+}
