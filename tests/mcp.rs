@@ -468,26 +468,6 @@ async fn a_cancelled_call_stops_the_query_in_duckdb() {
     client.cancel().await.expect("close");
 }
 
-#[tokio::test]
-async fn a_disconnected_client_stops_the_query_in_duckdb() {
-    use tokio::io::AsyncWriteExt;
-    let server = serve().await;
-    let body =
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{}}}"#;
-    let host = server.url.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let request = format!(
-        "POST /mcp/jsonrpc HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    socket.write_all(request.as_bytes()).await.expect("send");
-    wait_for_stats(&server, "the slow query to start", |s| s.started >= 1).await;
-    // The client goes away without reading the answer.
-    drop(socket);
-    let stats = wait_for_stats(&server, "the interrupt", |s| s.finished >= 1).await;
-    assert_eq!(stats.cancelled, 1, "{stats:?}");
-}
-
 async fn post_jsonrpc(app: &App, body: Value, extra: &[(&str, &str)]) -> common::Reply {
     let mut request = Request::post("/mcp/jsonrpc")
         .header("content-type", "application/json")
