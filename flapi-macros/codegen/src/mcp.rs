@@ -165,6 +165,29 @@ fn required_text(
     }
 }
 
+/// A tool, resource or prompt name: present, and valid by MCP's tool-name
+/// rule (which also keeps `flapi://<name>` a plain URI). An invalid name is
+/// reported and still returned, so later checks run on it.
+fn checked_name(
+    value: &Option<Sp<String>>,
+    loc: &Location,
+    path: &str,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    let name = required_text(value, loc, path, what, diags)?;
+    if !is_valid_tool_name(&name) {
+        let at = value.as_ref().map(|n| &n.loc).unwrap_or(loc);
+        diags.error(
+            at,
+            path,
+            format!("{what} `{name}` is not valid"),
+            Some("use 1 to 128 of A-Z, a-z, 0-9, `_`, `-` and `.`".into()),
+        );
+    }
+    Some(name)
+}
+
 /// The JSON Schema of a tool's arguments: one property per request field,
 /// whatever its REST location, plus `limit`/`offset` when it paginates.
 pub fn input_schema(endpoint: &Endpoint, default_limit: u64, max_limit: u64) -> Value {
@@ -240,16 +263,7 @@ pub fn resolve_tool(
     max_limit: u64,
     diags: &mut Diagnostics,
 ) -> Option<Tool> {
-    let name = required_text(&raw.name, &raw.loc, "mcp-tool.name", "tool name", diags)?;
-    if !is_valid_tool_name(&name) {
-        let loc = raw.name.as_ref().map(|n| &n.loc).unwrap_or(&raw.loc);
-        diags.error(
-            loc,
-            "mcp-tool.name",
-            format!("tool name `{name}` is not valid"),
-            Some("use 1 to 128 of A-Z, a-z, 0-9, `_`, `-` and `.`".into()),
-        );
-    }
+    let name = checked_name(&raw.name, &raw.loc, "mcp-tool.name", "tool name", diags)?;
     let description = required_text(
         &raw.description,
         &raw.loc,
@@ -296,22 +310,13 @@ pub fn resolve_resource(
     endpoint: &Endpoint,
     diags: &mut Diagnostics,
 ) -> Option<Resource> {
-    let name = required_text(
+    let name = checked_name(
         &raw.name,
         &raw.loc,
         "mcp-resource.name",
         "resource name",
         diags,
     )?;
-    if !is_valid_tool_name(&name) {
-        let loc = raw.name.as_ref().map(|n| &n.loc).unwrap_or(&raw.loc);
-        diags.error(
-            loc,
-            "mcp-resource.name",
-            format!("resource name `{name}` cannot be part of a `flapi://` URI"),
-            Some("use A-Z, a-z, 0-9, `_`, `-` and `.`".into()),
-        );
-    }
     // `resources/read` carries no arguments: every field needs a value
     // without one.
     for field in &endpoint.fields {
@@ -339,16 +344,7 @@ pub fn resolve_resource(
 }
 
 pub fn resolve_prompt(raw: &RawPrompt, source: &str, diags: &mut Diagnostics) -> Option<Prompt> {
-    let name = required_text(&raw.name, &raw.loc, "mcp-prompt.name", "prompt name", diags)?;
-    if !is_valid_tool_name(&name) {
-        let loc = raw.name.as_ref().map(|n| &n.loc).unwrap_or(&raw.loc);
-        diags.error(
-            loc,
-            "mcp-prompt.name",
-            format!("prompt name `{name}` is not valid"),
-            Some("use 1 to 128 of A-Z, a-z, 0-9, `_`, `-` and `.`".into()),
-        );
-    }
+    let name = checked_name(&raw.name, &raw.loc, "mcp-prompt.name", "prompt name", diags)?;
     let template = raw.template.as_ref().or_else(|| {
         diags.error(
             &raw.loc,
