@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::diag::{Diagnostics, did_you_mean};
 use crate::model::{
-    BindSource, CompiledTemplate, DimValue, Dimension, Field, FieldType, SqlText, Variant,
+    AuthKey, BindSource, CompiledTemplate, DimValue, Dimension, Field, FieldType, SqlText, Variant,
 };
 use crate::mustache::{Part, SourceMap};
 use crate::sqlcheck;
@@ -28,6 +28,9 @@ pub struct TemplateInput<'a> {
     /// false for the `sql-validation: startup` opt-out.
     pub check_sql: bool,
     pub paginate: bool,
+    /// `None` when the project has no authentication configured; else the
+    /// JWT claims templates may read as `auth.claims.<name>`.
+    pub auth_claims: Option<&'a [String]>,
 }
 
 /// What a `{{ name }}` refers to.
@@ -36,7 +39,9 @@ enum Target {
     Field(usize),
     /// A connection property: a build-time constant.
     Conn(String),
-    Env(String),
+    /// A value bound at run time that is not a request field: a
+    /// whitelisted environment variable or a value of the caller.
+    Bound(BindSource),
     /// A name that did not resolve (already reported): kept as a bound
     /// value so the SQL keeps its shape and raises no follow-on errors.
     Unresolved,
@@ -286,14 +291,14 @@ impl Compiler<'_> {
                     let condition = match self.resolve(name, *offset, diags) {
                         Some(Target::Field(f)) => Condition::Field(f),
                         Some(Target::Conn(value)) => Condition::Static(!value.is_empty()),
-                        Some(Target::Env(_)) => {
+                        Some(Target::Bound(_)) => {
                             diags.error(
                                 &self.input.map.at(*offset),
                                 "",
                                 format!(
-                                    "sections on environment values (`{name}`) are not supported"
+                                    "sections on environment and caller values (`{name}`) are not supported"
                                 ),
-                                Some("use the value as a bound site, `{{ env.NAME }}`".into()),
+                                Some(format!("use the value as a bound site, `{{{{ {name} }}}}`")),
                             );
                             Condition::Static(false)
                         }
@@ -354,7 +359,7 @@ impl Compiler<'_> {
             }
             "env" => {
                 if self.input.env_whitelist.iter().any(|re| re.is_match(rest)) {
-                    Some(Target::Env(rest.to_string()))
+                    Some(Target::Bound(BindSource::Env(rest.to_string())))
                 } else {
                     diags.error(
                         &at,
@@ -365,12 +370,13 @@ impl Compiler<'_> {
                     None
                 }
             }
-            "auth" | "context" => {
+            "auth" => self.resolve_auth(name, rest, &at, diags),
+            "context" => {
                 diags.error(
                     &at,
                     "",
-                    format!("`{name}`: the `{namespace}` namespace is not supported yet by this version of flapi"),
-                    None,
+                    format!("`{name}`: the `context` namespace is not supported by flapi"),
+                    Some("the verified caller is `auth.sub`, `auth.email`, `auth.roles` and `auth.claims.<name>`".into()),
                 );
                 None
             }
@@ -379,11 +385,67 @@ impl Compiler<'_> {
                     &at,
                     "",
                     format!("unknown template variable `{name}`"),
-                    Some("template variables are `params.<field>`, `conn.<property>` or `env.<NAME>`".into()),
+                    Some("template variables are `params.<field>`, `conn.<property>`, `env.<NAME>` or `auth.<key>`".into()),
                 );
                 None
             }
         }
+    }
+
+    fn resolve_auth(
+        &self,
+        name: &str,
+        key: &str,
+        at: &crate::diag::Location,
+        diags: &mut Diagnostics,
+    ) -> Option<Target> {
+        let Some(claims) = self.input.auth_claims else {
+            diags.error(
+                at,
+                "",
+                format!(
+                    "`{name}` reads the verified caller, but the project has no authentication"
+                ),
+                Some("configure `auth` in flapi.yaml (users in roles.yaml, or JWT)".into()),
+            );
+            return None;
+        };
+        let auth_key = match key {
+            "sub" | "username" => AuthKey::Subject,
+            "email" => AuthKey::Email,
+            "roles" => AuthKey::Roles,
+            "type" => AuthKey::Kind,
+            _ => match key.strip_prefix("claims.") {
+                Some(claim) if claims.iter().any(|c| c == claim) => {
+                    AuthKey::Claim(claim.to_string())
+                }
+                Some(claim) => {
+                    diags.error(
+                        at,
+                        "",
+                        format!("claim `{claim}` is not in `auth.jwt.context-claims`"),
+                        did_you_mean(claim, claims.iter().map(String::as_str)).or_else(|| {
+                            Some(format!(
+                                "list `{claim}` under `auth.jwt.context-claims` in flapi.yaml"
+                            ))
+                        }),
+                    );
+                    return None;
+                }
+                None => {
+                    diags.error(
+                        at,
+                        "",
+                        format!("unknown caller value `{name}`"),
+                        did_you_mean(key, ["sub", "username", "email", "roles", "type"]).or_else(|| {
+                            Some("use `auth.sub`, `auth.email`, `auth.roles`, `auth.type` or `auth.claims.<name>`".into())
+                        }),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Target::Bound(BindSource::Auth(auth_key)))
     }
 
     fn truthy(&self, condition: Condition, dimensions: &[Dimension], key: &[DimValue]) -> bool {
@@ -503,7 +565,7 @@ impl Compiler<'_> {
                         field: *field,
                         offset: *offset,
                     }),
-                    Target::Env(name) => out.push(Seg::Bind(BindSource::Env(name.clone()))),
+                    Target::Bound(source) => out.push(Seg::Bind(source.clone())),
                     Target::Unresolved => out.push(Seg::Bind(BindSource::Env(String::new()))),
                     Target::Conn(value) => {
                         push_sql(&mut out, &format!("'{}'", value.replace('\'', "''")))
@@ -556,9 +618,9 @@ impl Compiler<'_> {
                         literal.push(Lit::Text(std::mem::take(&mut current)));
                         literal.push(Lit::Bind(BindSource::Field(*field)));
                     }
-                    Target::Env(name) => {
+                    Target::Bound(source) => {
                         literal.push(Lit::Text(std::mem::take(&mut current)));
-                        literal.push(Lit::Bind(BindSource::Env(name.clone())));
+                        literal.push(Lit::Bind(source.clone()));
                     }
                     Target::Unresolved => {
                         literal.push(Lit::Text(std::mem::take(&mut current)));
@@ -582,10 +644,10 @@ impl Compiler<'_> {
                     }),
                     Target::Conn(value) => push_sql(&mut out, &value.replace('"', "\"\"")),
                     Target::Unresolved => {}
-                    Target::Env(_) => diags.error(
+                    Target::Bound(_) => diags.error(
                         &self.input.map.at(*offset),
                         "",
-                        "an environment value cannot name an identifier",
+                        "an environment or caller value cannot name an identifier",
                         Some("bind it as a value outside double quotes".into()),
                     ),
                 },

@@ -6,8 +6,8 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::model::{
-    BindSource, DimValue, Dimension, Endpoint, Field, FieldIn, FieldType, Project, Prompt,
-    PromptPart, SqlValidation,
+    Access, AuthKey, AuthSettings, BindSource, DimValue, Dimension, Endpoint, Field, FieldIn,
+    FieldType, KeySource, Password, Project, Prompt, PromptPart, SqlValidation,
 };
 
 pub struct EmitOptions {
@@ -311,6 +311,16 @@ fn bind_expr(endpoint: &Endpoint, bind: &BindSource) -> TokenStream {
             quote!(::flapi::runtime::ToBind::to_bind(&self.#name))
         }
         BindSource::Env(name) => quote!(::flapi::runtime::BindValue::Env(#name)),
+        BindSource::Auth(key) => {
+            let key = match key {
+                AuthKey::Subject => quote!(Subject),
+                AuthKey::Email => quote!(Email),
+                AuthKey::Roles => quote!(Roles),
+                AuthKey::Kind => quote!(Kind),
+                AuthKey::Claim(name) => quote!(Claim(#name)),
+            };
+            quote!(::flapi::runtime::BindValue::Auth(::flapi::runtime::AuthKey::#key))
+        }
     }
 }
 
@@ -506,6 +516,8 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         let mime = &r.mime_type;
         quote!(::flapi::runtime::ResourceDef { name: #name, description: #description, mime_type: #mime })
     }));
+    let rest_access = access(endpoint.rest_access);
+    let mcp_access = access(endpoint.mcp_access);
     let source = &endpoint.source;
     let template_source = &endpoint.template_source;
     let description = opt_str(endpoint.description.as_deref());
@@ -539,6 +551,8 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             route: #route,
             tool: #tool,
             resource: #resource,
+            rest_access: #rest_access,
+            mcp_access: #mcp_access,
             source: #source,
             template_source: #template_source,
             description: #description,
@@ -581,6 +595,7 @@ fn emit_prompt(prompt: &Prompt) -> TokenStream {
         quote!(::flapi::runtime::PromptArgDef { name: #name, description: #description, required: #required, allowed_values: &[#(#values),*] })
     });
     let template = emit_prompt_parts(&prompt.template);
+    let access = access(prompt.access);
     quote! {
         ::flapi::runtime::PromptDef {
             name: #name,
@@ -588,8 +603,167 @@ fn emit_prompt(prompt: &Prompt) -> TokenStream {
             source: #source,
             arguments: &[#(#args),*],
             template: #template,
+            access: #access,
         }
     }
+}
+
+fn access(access: Access) -> TokenStream {
+    match access {
+        Access::Public => quote!(::flapi::runtime::Access::Public),
+        Access::Roles(mask) => {
+            let mask = Literal::u64_suffixed(mask);
+            quote!(::flapi::runtime::Access::Roles(#mask))
+        }
+    }
+}
+
+/// The `Role` enum (one variant per role of roles.yaml) and the static
+/// `AuthDef` the runtime checks credentials and access against.
+fn emit_auth(auth: &AuthSettings) -> (TokenStream, TokenStream) {
+    let variants: Vec<Ident> = auth.roles.iter().map(|r| ident(&r.variant)).collect();
+    let docs = auth.roles.iter().map(|r| {
+        format!(
+            "`{}` from roles.yaml{}",
+            r.name,
+            r.description
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        )
+    });
+    let names = auth.roles.iter().map(|r| r.name.as_str());
+    let bits = auth.roles.iter().map(|r| Literal::u64_suffixed(r.bit));
+    let grants = auth.roles.iter().map(|r| Literal::u64_suffixed(r.grants));
+    let v1 = variants.clone();
+    let v2 = variants.clone();
+    let v3 = variants.clone();
+    let v4 = variants.clone();
+    let items = quote! {
+        /// The roles declared in roles.yaml. A role set is a `u64` mask
+        /// with one bit per role; `grants` adds the inherited roles. For
+        /// code that uses the project; the server itself reads the masks.
+        #[allow(dead_code)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Role {
+            #(#[doc = #docs] #variants,)*
+        }
+
+        #[allow(dead_code)]
+        impl Role {
+            pub const ALL: &'static [Role] = &[#(Role::#v1),*];
+
+            /// The name used in YAML and in token claims.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    #(Role::#v2 => #names,)*
+                }
+            }
+
+            /// The role's own bit.
+            pub const fn bit(self) -> u64 {
+                match self {
+                    #(Role::#v3 => #bits,)*
+                }
+            }
+
+            /// Its bit and those of every role it inherits.
+            pub const fn grants(self) -> u64 {
+                match self {
+                    #(Role::#v4 => #grants,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> ::core::option::Option<Self> {
+                Self::ALL.iter().copied().find(|r| r.name() == name)
+            }
+        }
+    };
+    let role_defs = auth.roles.iter().map(|r| {
+        let name = &r.name;
+        let description = opt_str(r.description.as_deref());
+        let bit = Literal::u64_suffixed(r.bit);
+        let grants = Literal::u64_suffixed(r.grants);
+        quote!(::flapi::runtime::RoleDef { name: #name, description: #description, bit: #bit, grants: #grants })
+    });
+    let users = auth.users.iter().map(|u| {
+        let username = &u.username;
+        let password = match &u.password {
+            Password::Argon2(h) => quote!(::flapi::runtime::PasswordDef::Argon2(#h)),
+            Password::Pbkdf2(h) => quote!(::flapi::runtime::PasswordDef::Pbkdf2(#h)),
+            Password::Env(n) => quote!(::flapi::runtime::PasswordDef::Env(#n)),
+        };
+        let roles = Literal::u64_suffixed(u.roles);
+        quote!(::flapi::runtime::UserDef { username: #username, password: #password, roles: #roles })
+    });
+    let jwt = opt(auth.jwt.as_ref().map(|j| {
+        let secret = opt_str(j.secret_env.as_deref());
+        let keys = j.keys.iter().map(|k| {
+            let kid = opt_str(k.kid.as_deref());
+            let alg = &k.alg;
+            let source = match &k.source {
+                KeySource::Pem(pem) => {
+                    let pem = text(pem);
+                    quote!(::flapi::runtime::KeyDef::Pem(#pem))
+                }
+                KeySource::Env(name) => quote!(::flapi::runtime::KeyDef::Env(#name)),
+            };
+            quote!(::flapi::runtime::JwtKeyDef { kid: #kid, alg: #alg, source: #source })
+        });
+        let oidc = opt_str(j.oidc_issuer.as_deref());
+        let jwks = opt_str(j.jwks_url.as_deref());
+        let issuer = opt_str(j.issuer.as_deref());
+        let audiences = &j.audiences;
+        let algorithms = &j.algorithms;
+        let leeway = j.leeway_seconds;
+        let sub = &j.subject_claim;
+        let email = &j.email_claim;
+        let roles = &j.roles_claim;
+        let groups = &j.groups_claim;
+        let group_roles = j.group_roles.iter().map(|(g, m)| {
+            let m = Literal::u64_suffixed(*m);
+            quote!((#g, #m))
+        });
+        let claims = &j.context_claims;
+        let cache = j.jwks_cache_seconds;
+        let min_refresh = j.jwks_min_refresh_seconds;
+        quote! {
+            ::flapi::runtime::JwtDef {
+                secret_env: #secret,
+                keys: &[#(#keys),*],
+                oidc_issuer: #oidc,
+                jwks_url: #jwks,
+                issuer: #issuer,
+                audiences: &[#(#audiences),*],
+                algorithms: &[#(#algorithms),*],
+                leeway_seconds: #leeway,
+                subject_claim: #sub,
+                email_claim: #email,
+                roles_claim: #roles,
+                groups_claim: #groups,
+                group_roles: &[#(#group_roles),*],
+                context_claims: &[#(#claims),*],
+                jwks_cache_seconds: #cache,
+                jwks_min_refresh_seconds: #min_refresh,
+            }
+        }
+    }));
+    let rest = auth.rest;
+    let mcp = auth.mcp;
+    let realm = &auth.realm;
+    let cache = auth.cache_seconds;
+    let def = quote! {
+        ::flapi::runtime::AuthDef {
+            rest: #rest,
+            mcp: #mcp,
+            realm: #realm,
+            roles: &[#(#role_defs),*],
+            users: &[#(#users),*],
+            jwt: #jwt,
+            cache_seconds: #cache,
+        }
+    };
+    (items, def)
 }
 
 pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> TokenStream {
@@ -646,8 +820,11 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     let prompts = project.prompts.iter().map(emit_prompt);
     let project_doc = format!("The compiled project `{name}`: its settings, routes and SQL.");
     let openapi_json = text(openapi_json);
+    let (auth_items, auth_def) = emit_auth(&project.auth);
     quote! {
         #tracking
+
+        #auth_items
 
         #(#items)*
 
@@ -680,6 +857,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
                 max_rows: #max_rows,
             },
             prompts: &[#(#prompts),*],
+            auth: #auth_def,
             openapi_json: #openapi_json,
         };
     }

@@ -6,6 +6,7 @@
 //! compiled) → check (inside resolve, all diagnostics collected) → emit
 //! ([`emit`], `quote!`) → render (prettyplease).
 
+pub mod auth;
 pub mod compile;
 pub mod diag;
 pub mod emit;
@@ -128,7 +129,19 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
             raw_endpoints.push(endpoint);
         }
     }
-    let mut project = resolve::resolve_project(&dir, &raw_project, &raw_endpoints, &mut diags);
+    // roles.yaml (optional) beside flapi.yaml: declared roles and users.
+    let roles_file = dir.join("roles.yaml");
+    let raw_roles = match std::fs::read_to_string(&roles_file) {
+        Ok(text) => {
+            files_read.push(roles_file.clone());
+            yaml::parse(&roles_file, &text, &mut diags)
+                .map(|root| raw::load_roles(&root, &mut diags))
+                .unwrap_or_default()
+        }
+        Err(_) => raw::RawRoles::default(),
+    };
+    let mut project =
+        resolve::resolve_project(&dir, &raw_project, &raw_roles, &raw_endpoints, &mut diags);
     for endpoint in &project.endpoints {
         files_read.push(dir.join(&endpoint.template_source));
     }

@@ -384,6 +384,7 @@ pub fn resolve_prompt(raw: &RawPrompt, source: &str, diags: &mut Diagnostics) ->
         source: source.to_string(),
         arguments,
         template,
+        access: crate::model::Access::Public,
     })
 }
 

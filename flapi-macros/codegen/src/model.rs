@@ -20,6 +20,7 @@ pub struct Project {
     pub endpoints: Vec<Endpoint>,
     pub mcp: McpSettings,
     pub prompts: Vec<Prompt>,
+    pub auth: AuthSettings,
     /// Every file the build read, for rebuild tracking.
     pub files_read: Vec<PathBuf>,
     /// A stable hash of those files' contents, shown by `flapi --version`.
@@ -85,6 +86,7 @@ pub struct Prompt {
     pub source: String,
     pub arguments: Vec<PromptArg>,
     pub template: Vec<PromptPart>,
+    pub access: Access,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +222,10 @@ pub struct Endpoint {
     pub route: Option<String>,
     pub tool: Option<Tool>,
     pub resource: Option<Resource>,
+    /// Who may call the REST route.
+    pub rest_access: Access,
+    /// Who may call the MCP tool or read the resource.
+    pub mcp_access: Access,
     pub fields: Vec<Field>,
     pub connection: Option<String>,
     pub paginate: bool,
@@ -260,6 +266,122 @@ pub enum DimValue {
 pub enum BindSource {
     Field(usize),
     Env(String),
+    /// A value of the verified caller, for row-level filters.
+    Auth(AuthKey),
+}
+
+/// `{{ auth.* }}` in a template: the verified principal, bound as a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKey {
+    /// `auth.sub` (flAPI: `auth.username`).
+    Subject,
+    Email,
+    /// The caller's roles (with inherited ones), comma-separated.
+    Roles,
+    /// `basic` or `jwt`.
+    Kind,
+    /// `auth.claims.<name>`, a claim listed in `auth.jwt.context-claims`.
+    Claim(String),
+}
+
+/// A set of declared roles, one bit each (at most 64 roles).
+pub type RoleMask = u64;
+
+/// Who may use an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Authentication is off for the item.
+    #[default]
+    Public,
+    /// A verified caller with one of these roles; `Roles(0)` denies all.
+    Roles(RoleMask),
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: String,
+    /// CamelCase name of the generated enum variant.
+    pub variant: String,
+    pub description: Option<String>,
+    /// The role's own bit.
+    pub bit: RoleMask,
+    /// Its bit and the bits of every role it inherits.
+    pub grants: RoleMask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    /// An `$argon2id$` PHC string.
+    Argon2(String),
+    /// flAPI's `$pbkdf2-sha256$`, accepted with a warning.
+    Pbkdf2(String),
+    /// Read from this environment variable at start-up.
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    pub password: Password,
+    pub roles: RoleMask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A public key in PEM, read at build time.
+    Pem(String),
+    /// The name of an environment variable holding the PEM, read at start-up.
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtKey {
+    pub kid: Option<String>,
+    pub alg: String,
+    pub source: KeySource,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JwtSettings {
+    /// Environment variable holding the HS256 secret.
+    pub secret_env: Option<String>,
+    pub keys: Vec<JwtKey>,
+    /// OIDC discovery base (`/.well-known/openid-configuration`).
+    pub oidc_issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub leeway_seconds: u64,
+    pub subject_claim: String,
+    pub email_claim: String,
+    /// Dotted path to a list (or string) of role names.
+    pub roles_claim: String,
+    pub groups_claim: String,
+    pub group_roles: Vec<(String, RoleMask)>,
+    pub context_claims: Vec<String>,
+    pub jwks_cache_seconds: u64,
+    pub jwks_min_refresh_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Any REST route requires authentication.
+    pub rest: bool,
+    /// Every MCP request requires authentication.
+    pub mcp: bool,
+    pub realm: String,
+    pub roles: Vec<Role>,
+    pub users: Vec<User>,
+    pub jwt: Option<JwtSettings>,
+    pub cache_seconds: u64,
+}
+
+impl AuthSettings {
+    /// Whether any credentials can be checked at all.
+    pub fn configured(&self) -> bool {
+        !self.users.is_empty() || self.jwt.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,14 +7,16 @@ use std::path::Path;
 
 use regex::Regex;
 
+use crate::auth;
 use crate::compile::{self, TemplateInput};
 use crate::diag::{Diagnostics, Location, did_you_mean};
 use crate::mcp;
 use crate::model::{
-    Connection, DuckdbSettings, Endpoint, Field, FieldIn, FieldType, Project, SqlValidation,
+    Access, AuthSettings, BindSource, Connection, DuckdbSettings, Endpoint, Field, FieldIn,
+    FieldType, Project, SqlValidation,
 };
 use crate::mustache::{self, SourceMap};
-use crate::raw::{RawEndpoint, RawField, RawProject, RawValidator};
+use crate::raw::{RawEndpoint, RawField, RawProject, RawRoles, RawValidator};
 use crate::values;
 use crate::yaml::Sp;
 
@@ -24,6 +26,7 @@ pub const RESERVED_QUERY_FIELDS: &[&str] = &["limit", "offset", "format"];
 pub fn resolve_project(
     dir: &Path,
     raw: &RawProject,
+    raw_roles: &RawRoles,
     endpoints: &[RawEndpoint],
     diags: &mut Diagnostics,
 ) -> Project {
@@ -124,6 +127,14 @@ pub fn resolve_project(
         diags,
     );
 
+    let auth = auth::resolve_auth(dir, raw, raw_roles, endpoints, &mut files_read, diags);
+    let auth_claims: Option<Vec<String>> = auth.configured().then(|| {
+        auth.jwt
+            .as_ref()
+            .map(|j| j.context_claims.clone())
+            .unwrap_or_default()
+    });
+
     let mut resolved = Vec::new();
     let mut prompts = Vec::new();
     let mut named: Vec<(Location, usize)> = Vec::new();
@@ -133,7 +144,19 @@ pub fn resolve_project(
     for raw_endpoint in endpoints {
         if let Some(raw_prompt) = &raw_endpoint.mcp_prompt {
             let source = relative(dir, &raw_endpoint.file);
-            if let Some(prompt) = mcp::resolve_prompt(raw_prompt, &source, diags) {
+            if let Some(mut prompt) = mcp::resolve_prompt(raw_prompt, &source, diags) {
+                prompt.access = auth::access(
+                    auth.mcp,
+                    &[
+                        raw_prompt.allowed_roles.as_ref(),
+                        raw_endpoint.allowed_roles.as_ref(),
+                    ],
+                    &auth.roles,
+                    &format!("prompt `{}`", prompt.name),
+                    &raw_prompt.loc,
+                    "mcp-prompt.allowed-roles",
+                    diags,
+                );
                 prompts.push(prompt);
                 prompt_locs.push(raw_prompt.loc.clone());
             }
@@ -158,7 +181,7 @@ pub fn resolve_project(
             raw_endpoint,
             &connections,
             &env_whitelist,
-            default_limit,
+            auth_claims.as_deref(),
             diags,
         ) else {
             continue;
@@ -192,6 +215,7 @@ pub fn resolve_project(
             endpoint.resource = mcp::resolve_resource(raw_resource, &endpoint, diags);
             named.push((raw_resource.loc.clone(), resolved.len()));
         }
+        resolve_access(raw_endpoint, &mut endpoint, &auth, diags);
         let count = ids.entry(endpoint.id.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -226,8 +250,104 @@ pub fn resolve_project(
         endpoints: resolved,
         mcp,
         prompts,
+        auth,
         files_read,
         source_hash: String::new(),
+    }
+}
+
+/// Who may call the endpoint over REST and over MCP; and a template that
+/// reads the caller must not be reachable without one.
+fn resolve_access(
+    raw: &RawEndpoint,
+    endpoint: &mut Endpoint,
+    auth: &AuthSettings,
+    diags: &mut Diagnostics,
+) {
+    let endpoint_switch = raw
+        .auth
+        .as_ref()
+        .map(|a| a.enabled.as_ref().map(|e| e.value).unwrap_or(true));
+    let endpoint_roles = raw.auth.as_ref().and_then(|a| a.roles.as_ref());
+    if let (Some(a), Some(b)) = (&raw.allowed_roles, endpoint_roles)
+        && let Some(first) = b.first()
+        && !a.is_empty()
+    {
+        diags.error(
+            &first.loc,
+            "auth.roles",
+            "`allowed-roles` and `auth.roles` are both set",
+            Some("keep `allowed-roles`".into()),
+        );
+    }
+    if let Some(url) = &raw.url_path {
+        endpoint.rest_access = auth::access(
+            endpoint_switch.unwrap_or(auth.rest),
+            &[raw.allowed_roles.as_ref(), endpoint_roles],
+            &auth.roles,
+            &format!("route `{} {}`", endpoint.method, url.value),
+            &url.loc,
+            "allowed-roles",
+            diags,
+        );
+    }
+    let mcp_item = raw
+        .mcp_tool
+        .as_ref()
+        .map(|t| {
+            (
+                t.allowed_roles.as_ref(),
+                &t.loc,
+                "tool",
+                "mcp-tool.allowed-roles",
+            )
+        })
+        .or_else(|| {
+            raw.mcp_resource.as_ref().map(|r| {
+                (
+                    r.allowed_roles.as_ref(),
+                    &r.loc,
+                    "resource",
+                    "mcp-resource.allowed-roles",
+                )
+            })
+        });
+    if let Some((own, loc, kind, path)) = mcp_item {
+        let name = endpoint
+            .tool
+            .as_ref()
+            .map(|t| t.name.clone())
+            .or_else(|| endpoint.resource.as_ref().map(|r| r.name.clone()))
+            .unwrap_or_default();
+        endpoint.mcp_access = auth::access(
+            auth.mcp,
+            &[own, raw.allowed_roles.as_ref(), endpoint_roles],
+            &auth.roles,
+            &format!("{kind} `{name}`"),
+            loc,
+            path,
+            diags,
+        );
+    }
+    let reads_caller = endpoint
+        .template
+        .variants
+        .iter()
+        .any(|v| v.binds.iter().any(|b| matches!(b, BindSource::Auth(_))));
+    let public = (endpoint.route.is_some() && endpoint.rest_access == Access::Public)
+        || (mcp_item.is_some() && endpoint.mcp_access == Access::Public);
+    if reads_caller && public {
+        let loc = raw
+            .template_source
+            .as_ref()
+            .map(|t| t.loc.clone())
+            .unwrap_or_else(|| raw.start.clone());
+        diags.error(
+            &loc,
+            "template-source",
+            "the SQL reads the caller (`auth.*`), but this endpoint can be called without authentication",
+            Some("turn authentication on for it (`auth.enabled: true`, and `mcp.auth` for tools) or drop the `auth.*` sites".into()),
+        );
     }
 }
 
@@ -368,7 +488,7 @@ fn resolve_endpoint(
     raw: &RawEndpoint,
     connections: &[Connection],
     env_whitelist: &[Regex],
-    _default_limit: u64,
+    auth_claims: Option<&[String]>,
     diags: &mut Diagnostics,
 ) -> Option<Endpoint> {
     let source = raw
@@ -625,6 +745,7 @@ fn resolve_endpoint(
             env_whitelist,
             check_sql: sql_validation == SqlValidation::Build,
             paginate,
+            auth_claims,
         },
         diags,
     );
@@ -643,6 +764,8 @@ fn resolve_endpoint(
         route,
         tool: None,
         resource: None,
+        rest_access: Access::Public,
+        mcp_access: Access::Public,
         fields,
         connection,
         paginate,
@@ -708,6 +831,15 @@ fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Opt
             key("field-name"),
             format!("`{}` is reserved by the server on this endpoint", name.value),
             Some("rename the field, or set `with-pagination: false` to use `limit`/`offset` yourself".into()),
+        );
+    }
+    let lower = name.value.to_ascii_lowercase();
+    if lower == "auth" || lower.starts_with("auth.") {
+        diags.error(
+            &name.loc,
+            key("field-name"),
+            format!("`{}` is reserved for the verified caller", name.value),
+            Some("rename the field; the caller is available as `auth.*` in templates".into()),
         );
     }
     if name.value.starts_with('_') {

@@ -13,12 +13,7 @@ const CONFIG: &str =
 
 /// Writes `files` into a temporary project folder and loads it.
 fn diagnose(files: &[(&str, &str)]) -> Vec<Diagnostic> {
-    let dir = common::TempDir::new();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&path, text).expect("write fixture");
-    }
+    let dir = common::project(files);
     match load(dir.path()) {
         Ok(_) => Vec::new(),
         Err(diagnostics) => diagnostics,
@@ -91,7 +86,7 @@ fn unknown_key_in_flapi_yaml_and_unsupported_key() {
     let d = diagnose(&[
         (
             "flapi.yaml",
-            "project-name: x\nprojct-description: y\nauth:\n  enabled: true\n",
+            "project-name: x\nprojct-description: y\naudit:\n  enabled: true\n",
         ),
         ("sqls/a.yaml", &endpoint("a.sql", "")),
         ("sqls/a.sql", "SELECT 1"),
@@ -104,7 +99,7 @@ fn unknown_key_in_flapi_yaml_and_unsupported_key() {
     );
     assert!(
         all.iter()
-            .any(|d| d.location.line == 3 && d.message.contains("`auth` is not supported yet")),
+            .any(|d| d.location.line == 3 && d.message.contains("`audit` is not supported yet")),
         "{all:#?}"
     );
 }

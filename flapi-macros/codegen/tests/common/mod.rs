@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test crate uses part of it
 //! A temporary project folder, removed on drop. Hand-written rather than
 //! `tempfile`: see the note in this crate's Cargo.toml.
 
@@ -27,4 +28,15 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A temporary project folder holding `files` (path, text).
+pub fn project(files: &[(&str, &str)]) -> TempDir {
+    let dir = TempDir::new();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write fixture");
+    }
+    dir
 }
