@@ -14,7 +14,41 @@ mod bench_project {
     flapi_macros::project!("benches/project");
 }
 
+mod auth_project {
+    flapi_macros::project!("benches/auth_project");
+}
+
 use bench_project::PROJECT;
+
+/// The lookup with an Authorization header on every request.
+fn authorized_lookup_lua(authorization: &str) -> String {
+    format!(
+        r#"
+math.randomseed(7)
+request = function() return wrk.format("GET", "/customers/" .. math.random(1, 1500), {{["Authorization"] = "{authorization}"}}) end
+"#
+    )
+}
+
+/// Serves `project` with `options` on a free loopback port, in its own
+/// thread and runtime; returns the port.
+fn spawn_flapi(project: &'static flapi::runtime::ProjectDef, options: flapi::DbOptions) -> u16 {
+    let port = free_port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = flapi::app(project, &options).expect("bench project starts");
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind");
+            let _ = flapi::serve(listener, app.router, app.shutdown).await;
+        });
+    });
+    port
+}
 
 struct Load {
     rps: f64,
@@ -221,29 +255,52 @@ fn main() {
         .unwrap_or(2);
 
     // flapi, in this process, on a loopback port.
-    let port = free_port();
     let started = Instant::now();
-    let dir = project_dir.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let mut options = flapi::DbOptions::for_project(&PROJECT);
-            options.base_dir = dir;
-            let app = flapi::app(&PROJECT, &options).expect("bench project starts");
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                .await
-                .expect("bind");
-            let _ = flapi::serve(listener, app.router, app.shutdown).await;
-        });
-    });
+    let mut options = flapi::DbOptions::for_project(&PROJECT);
+    options.base_dir = project_dir.clone();
+    let port = spawn_flapi(&PROJECT, options);
     let ours_startup = wait_ready(port, "/customers/1", started).expect("flapi ready");
     let ours_lookup = wrk(port, LOOKUP_LUA, seconds, connections);
     let ours_list = wrk(port, LIST_LUA, seconds, connections);
     let ours_mcp = wrk(port, MCP_LUA, seconds, connections);
     let ours_rss = peak_rss_mib(std::process::id());
+
+    // The same lookup behind Basic and behind a bearer JWT.
+    use base64::Engine;
+    let secret = format!("bench-secret-{}", std::process::id());
+    let mut options = flapi::DbOptions::for_project(&auth_project::PROJECT);
+    options.base_dir = project_dir.clone();
+    options.env_overrides = vec![("BENCH_JWT_SECRET".into(), secret.clone())];
+    let auth_port = spawn_flapi(&auth_project::PROJECT, options);
+    // Ready when /health answers (the lookup itself needs credentials).
+    wait_ready(auth_port, "/health", Instant::now()).expect("auth bench ready");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("bench:bench-pw")
+    );
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 3600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": "bench", "aud": "flapi-bench", "exp": exp, "roles": ["reader"]}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign");
+    let ours_basic = wrk(
+        auth_port,
+        &authorized_lookup_lua(&basic),
+        seconds,
+        connections,
+    );
+    let ours_jwt = wrk(
+        auth_port,
+        &authorized_lookup_lua(&format!("Bearer {token}")),
+        seconds,
+        connections,
+    );
 
     // The C++ flAPI on the same project folder.
     let peer = arg("--peer").map(|path| {
@@ -283,6 +340,8 @@ fn main() {
     row("flapi lookup", &ours_lookup);
     row("flapi list", &ours_list);
     row("flapi MCP tools/call", &ours_mcp);
+    row("flapi lookup, Basic auth", &ours_basic);
+    row("flapi lookup, JWT HS256", &ours_jwt);
     if let Some((_, lookup, list, mcp, _, _)) = &peer {
         row("flAPI (C++) lookup", lookup);
         row("flAPI (C++) list", list);
@@ -338,6 +397,14 @@ fn main() {
     } else {
         println!("  (no --peer given: flAPI comparison skipped)");
     }
+    println!(
+        "  Basic auth lookup / no auth  {:>6.2}  [>= 0.8]",
+        ours_basic.rps / ours_lookup.rps
+    );
+    println!(
+        "  JWT auth lookup   / no auth  {:>6.2}",
+        ours_jwt.rps / ours_lookup.rps
+    );
     println!(
         "  lookup req/s flapi / bare DuckDB {:>6.2}  [>= 0.5]",
         ours_lookup.rps / bare_lookup

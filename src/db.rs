@@ -11,7 +11,7 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{Config, Connection};
 use tokio::sync::Semaphore;
 
-use crate::encode::{Format, RowWriter};
+use crate::encode::{ColumnKind, Format, RowWriter};
 use crate::runtime::{BindValue, EndpointDef, ProjectDef};
 
 /// Why a query did not produce rows. The message is for the server log
@@ -44,6 +44,8 @@ pub struct QueryStats {
 pub enum StartupError {
     #[error("cannot open DuckDB: {0}")]
     Open(String),
+    #[error("authentication settings: {0}")]
+    Auth(#[from] crate::auth::AuthStartupError),
     #[error("connection `{connection}`: init SQL failed: {message}")]
     Init { connection: String, message: String },
     #[error("cannot apply the DuckDB sandbox setting `{setting}`: {message}")]
@@ -66,9 +68,21 @@ pub struct DbOptions {
     pub db_path: Option<PathBuf>,
     pub pool_size: usize,
     pub query_timeout: Duration,
+    /// Values that take precedence over the process environment for the
+    /// variables the project reads (templates' `env.*`, auth secrets).
+    pub env_overrides: Vec<(String, String)>,
 }
 
 impl DbOptions {
+    /// An environment variable as the project sees it.
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        self.env_overrides
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+    }
+
     pub fn for_project(project: &ProjectDef) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -82,6 +96,7 @@ impl DbOptions {
                 .map(|n| n as usize)
                 .unwrap_or(cores.max(2) * 2),
             query_timeout: Duration::from_millis(project.duckdb.query_timeout_ms),
+            env_overrides: Vec::new(),
         }
     }
 }
@@ -131,11 +146,11 @@ impl Database {
     ) -> Result<Arc<Self>, StartupError> {
         let mut env = HashMap::new();
         for name in project.env_vars {
-            match std::env::var(name) {
-                Ok(value) => {
+            match options.env_var(name) {
+                Some(value) => {
                     env.insert(*name, value);
                 }
-                Err(_) => return Err(StartupError::MissingEnv(name.to_string())),
+                None => return Err(StartupError::MissingEnv(name.to_string())),
             }
         }
         let open_err = |e: duckdb::Error| StartupError::Open(e.to_string());
@@ -486,6 +501,9 @@ fn to_value(bind: &BindValue, env: &HashMap<&'static str, String>) -> Value {
             .get(name)
             .map(|v| Value::Text(v.clone()))
             .unwrap_or(Value::Null),
+        // Filled in from the verified caller before a query runs; one
+        // left over means no caller, which is NULL (matches no row).
+        BindValue::Auth(_) => Value::Null,
     }
 }
 
@@ -549,17 +567,27 @@ pub fn run_query(
     let mut rows = statement
         .query(duckdb::params_from_iter(values.iter()))
         .map_err(failed)?;
-    let (columns, json_columns) = match rows.as_ref() {
+    let (columns, kinds) = match rows.as_ref() {
         Some(statement) => {
             let names = statement.column_names();
-            let json = (0..names.len())
-                .map(|i| statement.column_logical_type(i).get_alias().as_deref() == Some("JSON"))
+            let kinds = (0..names.len())
+                .map(|i| {
+                    if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
+                        ColumnKind::Null
+                    } else if statement.column_logical_type(i).get_alias().as_deref()
+                        == Some("JSON")
+                    {
+                        ColumnKind::Json
+                    } else {
+                        ColumnKind::Value
+                    }
+                })
                 .collect();
-            (names, json)
+            (names, kinds)
         }
         None => (Vec::new(), Vec::new()),
     };
-    let mut writer = RowWriter::new(format, &columns, json_columns);
+    let mut writer = RowWriter::new(format, &columns, kinds);
     let mut count = 0u64;
     let mut truncated = false;
     while let Some(row) = rows.next().map_err(failed)? {

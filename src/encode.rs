@@ -24,6 +24,17 @@ impl Format {
     }
 }
 
+/// How a result column is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Value,
+    /// DuckDB's JSON type: embedded as JSON, not as a string.
+    Json,
+    /// A column of type NULL (`SELECT NULL`, or a parameter bound to NULL):
+    /// every value is null, and reading it is never attempted.
+    Null,
+}
+
 /// Accumulates encoded rows.
 pub struct RowWriter {
     format: Format,
@@ -31,20 +42,19 @@ pub struct RowWriter {
     /// JSON: `"name":` per column, escaped once.
     keys: Vec<Vec<u8>>,
     columns: usize,
-    /// Columns of DuckDB's JSON type: embedded as JSON, not as strings.
-    json_columns: Vec<bool>,
+    kinds: Vec<ColumnKind>,
     first: bool,
     cell: Vec<u8>,
 }
 
 impl RowWriter {
-    pub fn new(format: Format, columns: &[String], json_columns: Vec<bool>) -> Self {
+    pub fn new(format: Format, columns: &[String], kinds: Vec<ColumnKind>) -> Self {
         let mut writer = RowWriter {
             format,
             buf: Vec::with_capacity(4096),
             keys: Vec::new(),
             columns: columns.len(),
-            json_columns,
+            kinds,
             first: true,
             cell: Vec::new(),
         };
@@ -81,10 +91,15 @@ impl RowWriter {
                         self.buf.push(b',');
                     }
                     self.buf.extend_from_slice(&self.keys[i]);
+                    let kind = self.kinds.get(i).copied().unwrap_or(ColumnKind::Value);
+                    if kind == ColumnKind::Null {
+                        self.buf.extend_from_slice(b"null");
+                        continue;
+                    }
                     let value = row.get_ref(i)?;
                     match value {
                         ValueRef::Text(bytes)
-                            if self.json_columns.get(i).copied().unwrap_or(false)
+                            if kind == ColumnKind::Json
                                 && serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
                                     .is_ok() =>
                         {
@@ -99,7 +114,9 @@ impl RowWriter {
                 let mut cells: Vec<Vec<u8>> = Vec::with_capacity(self.columns);
                 for i in 0..self.columns {
                     self.cell.clear();
-                    write_ref(&mut self.cell, row.get_ref(i)?, Mode::Csv);
+                    if self.kinds.get(i) != Some(&ColumnKind::Null) {
+                        write_ref(&mut self.cell, row.get_ref(i)?, Mode::Csv);
+                    }
                     cells.push(self.cell.clone());
                 }
                 let refs: Vec<&[u8]> = cells.iter().map(|c| c.as_slice()).collect();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flapi::project::PROJECT;
+use flapi::runtime::Access;
 use flapi::{DbOptions, app, serve};
 
 fn version() -> &'static str {
@@ -40,6 +41,10 @@ enum Command {
     Routes,
     /// Print the OpenAPI document.
     Openapi,
+    /// Print an argon2id hash of a password for roles.yaml. The password is
+    /// read from standard input (first line) or, on a terminal, from a
+    /// prompt without echo; never from the command line.
+    HashPassword,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -104,26 +109,86 @@ fn init_logging(args: &ServeArgs) {
     }
 }
 
+/// `public`, `denied` or the roles an item is open to.
+fn access_text(access: Access) -> String {
+    match access {
+        Access::Public => "public".to_string(),
+        Access::Roles(0) => "denied".to_string(),
+        Access::Roles(mask) => PROJECT
+            .auth
+            .roles
+            .iter()
+            .filter(|r| mask & r.bit != 0)
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the two passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    Ok(password)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Routes) => {
             for e in PROJECT.endpoints {
                 if let Some(url) = e.url_path {
-                    println!("{:<8} {:<32} {}", e.method, url, e.source);
+                    let access = access_text(e.rest_access);
+                    println!("{:<8} {:<32} {:<24} {}", e.method, url, access, e.source);
                 }
+                let mcp_access = access_text(e.mcp_access);
                 if let Some(tool) = &e.tool {
-                    println!("{:<8} {:<32} {}", "TOOL", tool.name, e.source);
+                    println!(
+                        "{:<8} {:<32} {:<24} {}",
+                        "TOOL", tool.name, mcp_access, e.source
+                    );
                 }
                 if let Some(resource) = &e.resource {
                     let uri = format!("flapi://{}", resource.name);
-                    println!("{:<8} {:<32} {}", "RESOURCE", uri, e.source);
+                    println!(
+                        "{:<8} {:<32} {:<24} {}",
+                        "RESOURCE", uri, mcp_access, e.source
+                    );
                 }
             }
             for p in PROJECT.prompts {
-                println!("{:<8} {:<32} {}", "PROMPT", p.name, p.source);
+                let access = access_text(p.access);
+                println!("{:<8} {:<32} {:<24} {}", "PROMPT", p.name, access, p.source);
             }
             ExitCode::SUCCESS
+        }
+        Some(Command::HashPassword) => {
+            match read_password().and_then(|p| flapi::auth::hash_password(&p)) {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some(Command::Openapi) => {
             println!("{}", PROJECT.openapi_json);

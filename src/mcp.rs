@@ -30,10 +30,12 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Authenticator, Decision, Principal};
 use crate::db::{Database, Page, PageResult, QueryError, QuerySpec, run_query};
 use crate::encode::Format;
 use crate::runtime::{
-    EndpointDef, FieldDef, FieldErrors, FieldIn, Plan, ProjectDef, PromptDef, RequestInput,
+    Access, EndpointDef, FieldDef, FieldErrors, FieldIn, Plan, ProjectDef, PromptDef, RequestInput,
+    RoleMask, is_reserved_parameter,
 };
 
 /// Everything the handler needs, built once at start-up: tool, resource
@@ -41,6 +43,12 @@ use crate::runtime::{
 pub struct McpState {
     project: &'static ProjectDef,
     db: Arc<Database>,
+    auth: Arc<Authenticator>,
+    /// In the order of `tools`, `resources` and `prompts`: who may see
+    /// and use each.
+    tool_access: Vec<Access>,
+    resource_access: Vec<Access>,
+    prompt_access: Vec<Access>,
     tools: Vec<Tool>,
     tool_index: HashMap<&'static str, &'static EndpointDef>,
     resources: Vec<Resource>,
@@ -57,8 +65,14 @@ fn json_object(text: &str) -> Arc<JsonObject> {
 }
 
 impl McpState {
-    pub fn new(project: &'static ProjectDef, db: Arc<Database>) -> Arc<Self> {
+    pub fn new(
+        project: &'static ProjectDef,
+        db: Arc<Database>,
+        auth: Arc<Authenticator>,
+    ) -> Arc<Self> {
         let output_schema = json_object(OUTPUT_SCHEMA);
+        let mut tool_access = Vec::new();
+        let mut resource_access = Vec::new();
         let mut tools = Vec::new();
         let mut tool_index = HashMap::new();
         let mut resources = Vec::new();
@@ -79,6 +93,7 @@ impl McpState {
                     t = t.with_title(title);
                 }
                 tools.push(t);
+                tool_access.push(endpoint.mcp_access);
                 tool_index.insert(tool.name, endpoint);
             }
             if let Some(resource) = &endpoint.resource {
@@ -89,6 +104,7 @@ impl McpState {
                     r = r.with_description(d);
                 }
                 resources.push(r);
+                resource_access.push(endpoint.mcp_access);
                 resource_index.insert(uri, endpoint);
             }
         }
@@ -127,6 +143,10 @@ impl McpState {
         Arc::new(McpState {
             project,
             db,
+            auth,
+            tool_access,
+            resource_access,
+            prompt_access: project.prompts.iter().map(|p| p.access).collect(),
             tools,
             tool_index,
             resources,
@@ -255,6 +275,13 @@ fn tool_input(
                 Ok(n) => offset = n,
                 Err(message) => errors.push(name, message),
             }
+            continue;
+        }
+        if is_reserved_parameter(name) {
+            errors.push(
+                name,
+                "is reserved for the verified caller and cannot be sent",
+            );
             continue;
         }
         let Some(field) = endpoint.fields.iter().find(|f| f.name == name) else {
@@ -421,6 +448,39 @@ fn prompt_values<'a>(
     Ok(values)
 }
 
+/// The verified caller of the HTTP request that carried this message (put
+/// there by [`gate`]); `None` when MCP authentication is off.
+fn caller(context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Arc<Principal>>().cloned())
+}
+
+fn granted(context: &RequestContext<RoleServer>) -> Option<RoleMask> {
+    caller(context).map(|p| p.roles)
+}
+
+/// The items of a list the caller may use.
+fn visible<T: Clone>(items: &[T], access: &[Access], granted: Option<RoleMask>) -> Vec<T> {
+    items
+        .iter()
+        .zip(access)
+        .filter(|(_, a)| a.allows(granted))
+        .map(|(item, _)| item.clone())
+        .collect()
+}
+
+fn log_denied(principal: Option<&Principal>, kind: &str, name: &str, request_id: &str) {
+    tracing::info!(
+        request_id = %request_id,
+        subject = principal.map(|p| p.subject.as_str()).unwrap_or(""),
+        kind,
+        name,
+        "MCP access denied: no permitted role"
+    );
+}
+
 impl ServerHandler for FlapiMcp {
     fn get_info(&self) -> ServerConfig {
         self.state.info.clone()
@@ -429,9 +489,14 @@ impl ServerHandler for FlapiMcp {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.state.tools.clone()))
+        let granted = granted(&context);
+        Ok(ListToolsResult::with_all_items(visible(
+            &self.state.tools,
+            &self.state.tool_access,
+            granted,
+        )))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -451,9 +516,17 @@ impl ServerHandler for FlapiMcp {
         };
         let request_id = uuid::Uuid::new_v4().to_string();
         let name: Cow<'static, str> = request.name.clone();
+        let principal = caller(&context);
+        if !endpoint
+            .mcp_access
+            .allows(principal.as_ref().map(|p| p.roles))
+        {
+            log_denied(principal.as_deref(), "tool", &name, &request_id);
+            return Ok(error_result("Permission denied.").into());
+        }
         let parsed = tool_input(self.state.project, endpoint, request.arguments.as_ref())
             .and_then(|t| (endpoint.plan)(&t.input).map(|plan| (plan, t.page)));
-        let (plan, page) = match parsed {
+        let (mut plan, page) = match parsed {
             Ok(ok) => ok,
             Err(errors) => {
                 let message = describe(&errors);
@@ -461,6 +534,9 @@ impl ServerHandler for FlapiMcp {
                 return Ok(error_result(message).into());
             }
         };
+        self.state
+            .auth
+            .bind_caller(&mut plan.binds, principal.as_deref());
         let result = match self.state.run(endpoint, plan, page, &context.ct).await {
             Ok(result) => result,
             Err(error) => {
@@ -481,11 +557,14 @@ impl ServerHandler for FlapiMcp {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(
-            self.state.resources.clone(),
-        ))
+        let granted = granted(&context);
+        Ok(ListResourcesResult::with_all_items(visible(
+            &self.state.resources,
+            &self.state.resource_access,
+            granted,
+        )))
     }
 
     async fn read_resource(
@@ -502,12 +581,27 @@ impl ServerHandler for FlapiMcp {
         let Some(resource) = &endpoint.resource else {
             return Err(ErrorData::resource_not_found("no such resource", None));
         };
-        let plan = (endpoint.plan)(&RequestInput::default()).map_err(|errors| {
+        let principal = caller(&context);
+        if !endpoint
+            .mcp_access
+            .allows(principal.as_ref().map(|p| p.roles))
+        {
+            // The same answer as for a resource that does not exist.
+            log_denied(principal.as_deref(), "resource", resource.name, "");
+            return Err(ErrorData::resource_not_found(
+                format!("no resource `{}`", request.uri),
+                None,
+            ));
+        }
+        let mut plan = (endpoint.plan)(&RequestInput::default()).map_err(|errors| {
             ErrorData::internal_error(
                 format!("the resource cannot be read: {}", describe(&errors)),
                 None,
             )
         })?;
+        self.state
+            .auth
+            .bind_caller(&mut plan.binds, principal.as_deref());
         let page = endpoint.paginate.then_some(Page {
             limit: self.state.project.max_limit,
             offset: 0,
@@ -531,24 +625,29 @@ impl ServerHandler for FlapiMcp {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(
-            self.state.prompts.clone(),
-        ))
+        let granted = granted(&context);
+        Ok(ListPromptsResult::with_all_items(visible(
+            &self.state.prompts,
+            &self.state.prompt_access,
+            granted,
+        )))
     }
 
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let granted = granted(&context);
+        // A prompt the caller may not use answers like one that does not exist.
         let Some(prompt) = self
             .state
             .project
             .prompts
             .iter()
-            .find(|p| p.name == request.name)
+            .find(|p| p.name == request.name && p.access.allows(granted))
         else {
             return Err(ErrorData::invalid_params(
                 format!("unknown prompt `{}`", request.name),
@@ -568,8 +667,9 @@ impl ServerHandler for FlapiMcp {
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        let granted = granted(&context);
         let argument = &request.argument;
         // MCP references prompts and resources; a tool's enum arguments
         // are offered under `ref/prompt` with the tool's name.
@@ -580,13 +680,14 @@ impl ServerHandler for FlapiMcp {
                     .project
                     .prompts
                     .iter()
-                    .find(|x| x.name == p.name)
+                    .find(|x| x.name == p.name && x.access.allows(granted))
                     .and_then(|x| x.arguments.iter().find(|a| a.name == argument.name))
                     .map(|a| a.allowed_values);
                 let from_tool = || {
                     self.state
                         .tool_index
                         .get(p.name.as_str())
+                        .filter(|e| e.mcp_access.allows(granted))
                         .and_then(|e| e.fields.iter().find(|f| f.name == argument.name))
                         .map(|f| f.allowed_values)
                 };
@@ -653,6 +754,113 @@ pub fn services(
             .with_json_response(true),
     );
     (streamable, plain)
+}
+
+/// Sessions bound to the principal that opened them, at most this many.
+const MAX_BOUND_SESSIONS: usize = 100_000;
+
+#[derive(Default)]
+struct Bindings {
+    owner: HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Authentication for every HTTP request to the MCP endpoints, with or
+/// without a session id, and sessions bound to their principal.
+#[derive(Clone)]
+pub struct McpGate {
+    auth: Arc<Authenticator>,
+    on: bool,
+    sessions: Arc<Mutex<Bindings>>,
+}
+
+impl McpGate {
+    pub fn new(auth: Arc<Authenticator>, on: bool) -> Self {
+        McpGate {
+            auth,
+            on,
+            sessions: Arc::new(Mutex::new(Bindings::default())),
+        }
+    }
+}
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// axum middleware in front of both MCP services.
+pub async fn gate(
+    axum::extract::State(gate): axum::extract::State<McpGate>,
+    mut request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !gate.on {
+        return next.run(request).await;
+    }
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let principal = match gate.auth.authenticate(request.headers()).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) => {
+            return crate::server::denied(&gate.auth, Decision::Unauthenticated(None), &request_id);
+        }
+        Err(error) => {
+            return crate::server::denied(
+                &gate.auth,
+                Decision::Unauthenticated(Some(error)),
+                &request_id,
+            );
+        }
+    };
+    let identity = principal.identity();
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(id) = &session {
+        let owner = gate
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.owner.get(id).cloned());
+        if owner.as_deref() != Some(identity.as_str()) {
+            // Another principal's session, or one we never saw: the same
+            // answer as for a session that does not exist.
+            tracing::info!(request_id = %request_id, subject = %principal.subject, "MCP session not bound to this caller");
+            return crate::server::error_json(
+                axum::http::StatusCode::NOT_FOUND,
+                "session not found",
+                Some(&request_id),
+            );
+        }
+    }
+    let closing = request.method() == axum::http::Method::DELETE;
+    request.extensions_mut().insert(principal);
+    let response = next.run(request).await;
+    if let Ok(mut bindings) = gate.sessions.lock() {
+        match (&session, response.headers().get(SESSION_HEADER)) {
+            (None, Some(new)) => {
+                if let Ok(new) = new.to_str() {
+                    if bindings.order.len() >= MAX_BOUND_SESSIONS
+                        && let Some(oldest) = bindings.order.pop_front()
+                    {
+                        bindings.owner.remove(&oldest);
+                    }
+                    bindings.owner.insert(new.to_string(), identity);
+                    bindings.order.push_back(new.to_string());
+                }
+            }
+            (Some(id), _) if closing && response.status().is_success() => {
+                bindings.owner.remove(id);
+                bindings.order.retain(|x| x != id);
+            }
+            _ => {}
+        }
+    }
+    response
 }
 
 /// flAPI's clients POST JSON with `Content-Type: application/json` only;

@@ -17,10 +17,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{Authenticator, Decision, Principal};
 use crate::db::{Database, DbOptions, Page, QueryError, QuerySpec, StartupError, run_query};
 use crate::encode::Format;
 use crate::mcp::{self, McpState};
-use crate::runtime::{EndpointDef, FieldErrors, FieldIn, ProjectDef, RequestInput};
+use crate::runtime::{
+    EndpointDef, FieldErrors, FieldIn, ProjectDef, RequestInput, is_reserved_parameter,
+};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -29,6 +32,7 @@ pub struct App {
     pub router: Router,
     pub db: Arc<Database>,
     pub project: &'static ProjectDef,
+    pub auth: Arc<Authenticator>,
     /// Cancelled on shutdown: ends MCP sessions and their SSE streams so
     /// a graceful shutdown does not wait on idle streams.
     pub shutdown: CancellationToken,
@@ -37,16 +41,19 @@ pub struct App {
 struct AppState {
     project: &'static ProjectDef,
     db: Arc<Database>,
+    auth: Arc<Authenticator>,
 }
 
 /// Opens the database (init SQL, sandbox, SQL checks) and builds the router.
 pub fn app(project: &'static ProjectDef, options: &DbOptions) -> Result<App, StartupError> {
+    let auth = Arc::new(Authenticator::new(project, &|name| options.env_var(name))?);
     let db = Database::open(project, options)?;
     let shutdown = CancellationToken::new();
     Ok(App {
-        router: router(project, db.clone(), shutdown.clone()),
+        router: router(project, db.clone(), auth.clone(), shutdown.clone()),
         db,
         project,
+        auth,
         shutdown,
     })
 }
@@ -54,10 +61,13 @@ pub fn app(project: &'static ProjectDef, options: &DbOptions) -> Result<App, Sta
 pub fn router(
     project: &'static ProjectDef,
     db: Arc<Database>,
+    auth: Arc<Authenticator>,
     shutdown: CancellationToken,
 ) -> Router {
-    let (streamable, plain) = mcp::services(McpState::new(project, db.clone()), shutdown);
-    let state = Arc::new(AppState { project, db });
+    let (streamable, plain) =
+        mcp::services(McpState::new(project, db.clone(), auth.clone()), shutdown);
+    let gate = mcp::McpGate::new(auth.clone(), project.auth.mcp);
+    let state = Arc::new(AppState { project, db, auth });
     let mut router: Router<Arc<AppState>> = Router::new()
         .route(
             "/health",
@@ -65,10 +75,19 @@ pub fn router(
         )
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
-        .route_service("/mcp", streamable)
+        .route_service(
+            "/mcp",
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    gate.clone(),
+                    mcp::gate,
+                ))
+                .service(streamable),
+        )
         .route_service(
             "/mcp/jsonrpc",
             tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(gate, mcp::gate))
                 .map_request(mcp::plain_jsonrpc_request)
                 .service(plain),
         );
@@ -125,12 +144,45 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-fn error_json(status: StatusCode, message: &str, request_id: Option<&str>) -> Response {
+pub(crate) fn error_json(status: StatusCode, message: &str, request_id: Option<&str>) -> Response {
     let mut body = json!({"error": message});
     if let Some(id) = request_id {
         body["request_id"] = json!(id);
     }
     (status, axum::Json(body)).into_response()
+}
+
+/// 401 with a challenge per configured scheme, or 403. The client learns
+/// nothing about the roles involved; the log has the reason (never the
+/// credential).
+pub fn denied(auth: &Authenticator, decision: Decision, request_id: &str) -> Response {
+    match decision {
+        Decision::Unauthenticated(error) => {
+            if let Some(error) = error {
+                tracing::debug!(request_id = %request_id, reason = %error, "authentication failed");
+            }
+            let mut response = error_json(
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+                Some(request_id),
+            );
+            for challenge in auth.challenges(error) {
+                response
+                    .headers_mut()
+                    .append(header::WWW_AUTHENTICATE, challenge);
+            }
+            response
+        }
+        Decision::Forbidden(principal) => {
+            log_forbidden(&principal, request_id);
+            error_json(StatusCode::FORBIDDEN, "forbidden", Some(request_id))
+        }
+        Decision::Allow(_) => error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None),
+    }
+}
+
+fn log_forbidden(principal: &Principal, request_id: &str) {
+    tracing::info!(request_id = %request_id, subject = %principal.subject, "access denied: no permitted role");
 }
 
 fn validation_error(errors: FieldErrors) -> Response {
@@ -208,6 +260,10 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let principal = match state.auth.check(endpoint.rest_access, &headers).await {
+        Decision::Allow(principal) => principal,
+        decision => return denied(&state.auth, decision, &request_id),
+    };
     let mut errors = FieldErrors::new();
     let path: Vec<(String, String)> = match params {
         Ok(params) => params
@@ -226,6 +282,14 @@ async fn handle(
             return validation_error(errors);
         }
     };
+    for (key, _) in &query {
+        if is_reserved_parameter(key) && !errors.has(key) {
+            errors.push(
+                key,
+                "is reserved for the verified caller and cannot be sent",
+            );
+        }
+    }
     let format = negotiate(&query, &headers, &mut errors);
     let window = endpoint
         .paginate
@@ -257,7 +321,7 @@ async fn handle(
             .collect(),
         body: None,
     };
-    let plan = match (endpoint.plan)(&input) {
+    let mut plan = match (endpoint.plan)(&input) {
         Ok(plan) if errors.is_empty() => plan,
         Ok(_) => return validation_error(errors),
         Err(mut field_errors) => {
@@ -265,6 +329,9 @@ async fn handle(
             return validation_error(field_errors);
         }
     };
+    state
+        .auth
+        .bind_caller(&mut plan.binds, principal.as_deref());
     let result = state
         .db
         .with_connection(move |connection, env| {

@@ -14,6 +14,7 @@ const SNAPSHOTS: &[(&str, &str)] = &[
     ("tests/fixtures/sandbox", "sandbox.rs"),
     ("tests/fixtures/slow", "slow.rs"),
     ("tests/fixtures/mcp", "mcp.rs"),
+    ("tests/fixtures/auth", "auth.rs"),
 ];
 
 /// The project folder is an absolute path on the build machine; snapshots
@@ -118,6 +119,28 @@ fn snapshot_input_schemas_are_valid_json_schema() {
 }
 mod slow_snapshot {
     include!("generated/slow.rs");
+}
+mod auth_snapshot {
+    include!("generated/auth.rs");
+}
+
+/// Row-level filters: `{{ auth.sub }}` is a bound placeholder filled from
+/// the caller, never text; the allow tables are plain masks.
+#[test]
+fn snapshot_code_binds_the_caller() {
+    use flapi::runtime::{Access, AuthKey};
+    let notes = auth_snapshot::PROJECT
+        .endpoints
+        .iter()
+        .find(|e| e.url_path == Some("/notes/mine"))
+        .expect("notes endpoint");
+    let plan = (notes.plan)(&RequestInput::default()).expect("plan");
+    assert_eq!(plan.binds, vec![BindValue::Auth(AuthKey::Subject)]);
+    assert!(notes.texts[plan.text].sql.contains("WHERE owner = ?"));
+    let viewer = auth_snapshot::Role::Viewer.bit();
+    let auditor = auth_snapshot::Role::Auditor.bit();
+    assert_eq!(notes.rest_access, Access::Roles(viewer | auditor));
+    assert_eq!(auth_snapshot::PROJECT.auth.users.len(), 6);
 }
 
 fn query(pairs: &[(&str, &str)]) -> RequestInput {

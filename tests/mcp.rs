@@ -36,18 +36,8 @@ struct Server {
 
 async fn serve() -> Server {
     let app = start(&fixture::PROJECT);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("address");
-    let router = app.router.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Server {
-        app,
-        url: format!("http://{addr}"),
-    }
+    let url = common::listen(app.router.clone()).await;
+    Server { app, url }
 }
 
 async fn client(server: &Server) -> RunningService<RoleClient, ()> {

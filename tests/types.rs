@@ -37,9 +37,15 @@ async fn every_type_maps_to_json() {
     assert_eq!(row["id"], "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
     assert_eq!(row["bytes"], "AQI=");
     assert_eq!(row["str"], "text \"quoted\"");
+    // A column of DuckDB's NULL type (`SELECT NULL`, or a parameter bound
+    // to NULL) is null, not a failed request.
+    assert_eq!(row["untyped"], serde_json::Value::Null);
+    assert!(row.as_object().is_some_and(|o| o.contains_key("untyped")));
 
     let csv = get(&app.router, "/all?format=csv").await.text();
     let mut lines = csv.lines();
-    assert!(lines.next().unwrap_or("").starts_with("tiny,big,huge,dec,"));
+    let header = lines.next().unwrap_or("");
+    assert!(header.starts_with("tiny,big,huge,dec,"), "{header}");
+    assert!(header.ends_with(",str,untyped"), "{header}");
     assert!(lines.next().unwrap_or("").starts_with("42,9007199254740993,170141183460469231731687303715884105727,1234567.891,0.1,true,,2024-02-29,"));
 }

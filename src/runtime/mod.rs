@@ -34,7 +34,132 @@ pub struct ProjectDef {
     pub endpoints: &'static [EndpointDef],
     pub mcp: McpDef,
     pub prompts: &'static [PromptDef],
+    pub auth: AuthDef,
     pub openapi_json: &'static str,
+}
+
+/// A set of roles of roles.yaml, one bit per role.
+pub type RoleMask = u64;
+
+/// Who may use a route, tool, resource or prompt: a static allow table
+/// entry compiled from `allowed-roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Authentication is off for the item.
+    Public,
+    /// A verified caller holding one of these roles (with inherited roles);
+    /// `Roles(0)` is denied to everyone.
+    Roles(RoleMask),
+}
+
+impl Access {
+    /// Whether a caller with `granted` roles passes.
+    pub fn allows(self, granted: Option<RoleMask>) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Roles(mask) => granted.is_some_and(|g| g & mask != 0),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RoleDef {
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    pub bit: RoleMask,
+    /// The bit and those of every inherited role.
+    pub grants: RoleMask,
+}
+
+/// A static user's stored password.
+#[derive(Debug)]
+pub enum PasswordDef {
+    /// An argon2id PHC string (cost bounds checked at build time).
+    Argon2(&'static str),
+    /// flAPI's `$pbkdf2-sha256$<iterations>$<salt>$<hash>`.
+    Pbkdf2(&'static str),
+    /// An environment variable read at start-up: a hash, or (discouraged)
+    /// a plain password that is hashed in memory.
+    Env(&'static str),
+}
+
+#[derive(Debug)]
+pub struct UserDef {
+    pub username: &'static str,
+    pub password: PasswordDef,
+    pub roles: RoleMask,
+}
+
+#[derive(Debug)]
+pub enum KeyDef {
+    /// A PEM public key embedded at build time.
+    Pem(&'static str),
+    /// An environment variable holding a PEM public key.
+    Env(&'static str),
+}
+
+#[derive(Debug)]
+pub struct JwtKeyDef {
+    pub kid: Option<&'static str>,
+    pub alg: &'static str,
+    pub source: KeyDef,
+}
+
+/// Bearer-token settings; algorithms come from here, never from a token.
+#[derive(Debug)]
+pub struct JwtDef {
+    pub secret_env: Option<&'static str>,
+    pub keys: &'static [JwtKeyDef],
+    pub oidc_issuer: Option<&'static str>,
+    pub jwks_url: Option<&'static str>,
+    pub issuer: Option<&'static str>,
+    pub audiences: &'static [&'static str],
+    pub algorithms: &'static [&'static str],
+    pub leeway_seconds: u64,
+    pub subject_claim: &'static str,
+    pub email_claim: &'static str,
+    pub roles_claim: &'static str,
+    pub groups_claim: &'static str,
+    pub group_roles: &'static [(&'static str, RoleMask)],
+    pub context_claims: &'static [&'static str],
+    pub jwks_cache_seconds: u64,
+    pub jwks_min_refresh_seconds: u64,
+}
+
+/// Identity settings of a project.
+#[derive(Debug)]
+pub struct AuthDef {
+    /// REST routes require a caller unless an endpoint opts out.
+    pub rest: bool,
+    /// Every MCP request requires a caller.
+    pub mcp: bool,
+    pub realm: &'static str,
+    pub roles: &'static [RoleDef],
+    pub users: &'static [UserDef],
+    pub jwt: Option<JwtDef>,
+    /// How long a verified Basic credential is remembered.
+    pub cache_seconds: u64,
+}
+
+/// A value of the verified caller a template reads (`{{ auth.sub }}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKey {
+    Subject,
+    Email,
+    Roles,
+    Kind,
+    Claim(&'static str),
+}
+
+/// Request parameters a client may never send: they name the caller.
+pub fn is_reserved_parameter(name: &str) -> bool {
+    // flAPI's `__auth_*` parameters, `auth`, `auth.*`: never fields (the
+    // build rejects field names with a leading `_`, `auth` and `auth.*`).
+    let lower = name.to_ascii_lowercase();
+    let trimmed = lower.trim_start_matches('_');
+    trimmed == "auth"
+        || trimmed.starts_with("auth.")
+        || (lower.starts_with('_') && trimmed.starts_with("auth"))
 }
 
 /// `mcp:` of flapi.yaml.
@@ -77,6 +202,7 @@ pub struct PromptDef {
     pub source: &'static str,
     pub arguments: &'static [PromptArgDef],
     pub template: &'static [PromptPart],
+    pub access: Access,
 }
 
 #[derive(Debug)]
@@ -194,6 +320,10 @@ pub struct EndpointDef {
     pub route: Option<&'static str>,
     pub tool: Option<ToolDef>,
     pub resource: Option<ResourceDef>,
+    /// Who may call the REST route.
+    pub rest_access: Access,
+    /// Who may call the tool or read the resource.
+    pub mcp_access: Access,
     pub source: &'static str,
     pub template_source: &'static str,
     pub description: Option<&'static str>,
@@ -230,6 +360,8 @@ pub enum BindValue {
     Timestamp(Timestamp),
     /// A whitelisted environment variable, read at start-up.
     Env(&'static str),
+    /// A value of the verified caller, filled in before the query runs.
+    Auth(AuthKey),
 }
 
 pub trait ToBind {

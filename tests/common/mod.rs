@@ -96,3 +96,16 @@ pub fn encode(value: &str) -> String {
     }
     out
 }
+
+/// Serves `router` on a real loopback socket (127.0.0.1:0), for clients
+/// that need one (rmcp's, the OIDC test issuer); returns the base URL.
+pub async fn listen(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
+}
