@@ -227,6 +227,10 @@ pub struct Authenticator {
     dummy: Option<Arc<Verifier>>,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
     cache_key: [u8; 32],
+    /// One verification at a time per credential: concurrent requests with
+    /// the same uncached credentials wait for the first one's result
+    /// instead of each paying argon2.
+    in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     jwt: Option<JwtVerifier>,
 }
 
@@ -307,6 +311,7 @@ impl Authenticator {
             dummy,
             cache: Mutex::new(HashMap::new()),
             cache_key,
+            in_flight: Mutex::new(HashMap::new()),
             jwt,
         })
     }
@@ -358,15 +363,40 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
+    fn cached(&self, slot: &[u8; 32]) -> Option<Arc<Principal>> {
+        let cache = self.cache.lock().ok()?;
+        let entry = cache.get(slot)?;
+        (entry.expires > Instant::now()).then(|| entry.principal.clone())
+    }
+
     async fn basic(&self, credentials: &str) -> Result<Arc<Principal>, AuthError> {
         let slot = self.cache_slot(credentials);
-        let now = Instant::now();
-        if let Ok(cache) = self.cache.lock()
-            && let Some(entry) = cache.get(&slot)
-            && entry.expires > now
-        {
-            return Ok(entry.principal.clone());
+        if let Some(principal) = self.cached(&slot) {
+            return Ok(principal);
         }
+        let turn = self
+            .in_flight
+            .lock()
+            .map(|mut m| m.entry(slot).or_default().clone())
+            .unwrap_or_default();
+        let _turn = turn.lock().await;
+        // The request ahead may have verified these credentials.
+        if let Some(principal) = self.cached(&slot) {
+            return Ok(principal);
+        }
+        let result = self.verify_basic(credentials, slot).await;
+        if let Ok(mut m) = self.in_flight.lock() {
+            m.remove(&slot);
+        }
+        result
+    }
+
+    async fn verify_basic(
+        &self,
+        credentials: &str,
+        slot: [u8; 32],
+    ) -> Result<Arc<Principal>, AuthError> {
+        let now = Instant::now();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credentials)
             .map_err(|_| AuthError::Malformed)?;
