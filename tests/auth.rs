@@ -1067,6 +1067,17 @@ fn generated_roles_and_allow_tables() {
         .filter_map(|e| e.url_path.map(|u| (u, e.rest_access)))
         .collect();
     assert_eq!(by_route["/info"], flapi::runtime::Access::Public);
+    // The OpenAPI document states the schemes and which routes need them,
+    // not which roles pass.
+    let doc: Value = serde_json::from_str(fixture::PROJECT.openapi_json).expect("JSON");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["basic"]["scheme"], "basic");
+    assert_eq!(schemes["bearer"]["bearerFormat"], "JWT");
+    let reports = &doc["paths"]["/reports"]["get"];
+    assert_eq!(reports["security"], json!([{"basic": []}, {"bearer": []}]));
+    assert!(reports["responses"]["401"].is_object() && reports["responses"]["403"].is_object());
+    assert!(doc["paths"]["/info"]["get"].get("security").is_none());
+    assert!(!fixture::PROJECT.openapi_json.contains("auditor"));
     assert_eq!(by_route["/nobody"], flapi::runtime::Access::Roles(0));
     assert_eq!(
         by_route["/audit"],

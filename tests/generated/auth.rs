@@ -777,6 +777,19 @@ ORDER BY note"#,
         cache_seconds: 60u64,
     },
     openapi_json: r#"{
+  "components": {
+    "securitySchemes": {
+      "basic": {
+        "scheme": "basic",
+        "type": "http"
+      },
+      "bearer": {
+        "bearerFormat": "JWT",
+        "scheme": "bearer",
+        "type": "http"
+      }
+    }
+  },
   "info": {
     "description": "Roles, users, Basic and JWT for the identity and RBAC tests.",
     "title": "auth-fixture",
@@ -846,10 +859,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     },
     "/audit": {
@@ -914,10 +941,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     },
     "/info": {
@@ -1050,10 +1091,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     },
     "/notes/mine": {
@@ -1118,10 +1173,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     },
     "/reports": {
@@ -1186,10 +1255,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     },
     "/revenue": {
@@ -1254,10 +1337,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     },
     "/whoami": {
@@ -1322,10 +1419,24 @@ ORDER BY note"#,
             },
             "description": "invalid request fields"
           },
+          "401": {
+            "description": "credentials missing or not valid"
+          },
+          "403": {
+            "description": "the caller has no permitted role"
+          },
           "504": {
             "description": "the query ran past its deadline"
           }
-        }
+        },
+        "security": [
+          {
+            "basic": []
+          },
+          {
+            "bearer": []
+          }
+        ]
       }
     }
   }

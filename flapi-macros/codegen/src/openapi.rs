@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{Endpoint, Field, FieldIn, FieldType, Project};
+use crate::model::{Access, Endpoint, Field, FieldIn, FieldType, Project};
 
 pub fn field_schema(field: &Field) -> Value {
     let mut schema = match &field.ty {
@@ -117,6 +117,18 @@ fn operation(endpoint: &Endpoint, project: &Project) -> Value {
     if let Some(d) = &endpoint.description {
         op["description"] = json!(d)
     }
+    if let Access::Roles(_) = endpoint.rest_access {
+        // Any configured scheme. Which roles pass is not published, as the
+        // server's 403 does not say it either.
+        op["security"] = json!(
+            security_schemes(project)
+                .iter()
+                .map(|(name, _)| json!({ *name: [] }))
+                .collect::<Vec<_>>()
+        );
+        op["responses"]["401"] = json!({"description": "credentials missing or not valid"});
+        op["responses"]["403"] = json!({"description": "the caller has no permitted role"});
+    }
     let body_fields: Vec<&Field> = endpoint
         .fields
         .iter()
@@ -138,6 +150,21 @@ fn operation(endpoint: &Endpoint, project: &Project) -> Value {
     op
 }
 
+/// The security schemes the project's credentials can use.
+fn security_schemes(project: &Project) -> Vec<(&'static str, Value)> {
+    let mut schemes = Vec::new();
+    if !project.auth.users.is_empty() {
+        schemes.push(("basic", json!({"type": "http", "scheme": "basic"})));
+    }
+    if project.auth.jwt.is_some() {
+        schemes.push((
+            "bearer",
+            json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
+        ));
+    }
+    schemes
+}
+
 pub fn openapi(project: &Project) -> String {
     let mut paths = Map::new();
     for endpoint in &project.endpoints {
@@ -151,10 +178,17 @@ pub fn openapi(project: &Project) -> String {
     if let Some(d) = &project.description {
         info["description"] = json!(d)
     }
-    let doc = json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": info,
         "paths": paths,
     });
+    let schemes: Map<String, Value> = security_schemes(project)
+        .into_iter()
+        .map(|(name, scheme)| (name.to_string(), scheme))
+        .collect();
+    if !schemes.is_empty() {
+        doc["components"] = json!({ "securitySchemes": schemes });
+    }
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

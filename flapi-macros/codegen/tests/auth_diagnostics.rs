@@ -385,3 +385,38 @@ fn other_identity_mistakes() {
         "reserved for the verified caller",
     );
 }
+
+#[test]
+fn static_keys_must_be_public_pem_files() {
+    let config = format!(
+        "{CONFIG}auth:\n  enabled: true\n  jwt:\n    keys:\n      - kid: k\n        alg: ES256\n        pem-file: keys/k.pem\n"
+    );
+    let item = endpoint("allowed-roles: [viewer]\n");
+    let with_key = |pem: Option<&str>| {
+        let mut files = vec![
+            ("flapi.yaml", config.as_str()),
+            ("roles.yaml", ROLES),
+            ("sqls/a.yaml", item.as_str()),
+            ("sqls/a.sql", "SELECT 1"),
+        ];
+        if let Some(pem) = pem {
+            files.push(("keys/k.pem", pem));
+        }
+        diagnose(&files)
+    };
+    let public = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+    assert!(only(&with_key(Some(public)), Severity::Error).is_empty());
+    let private = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEH\n-----END PRIVATE KEY-----\n";
+    assert_one(
+        &with_key(Some(private)),
+        Severity::Error,
+        ("flapi.yaml", 10, 19),
+        "holds a private key",
+    );
+    assert_one(
+        &with_key(None),
+        Severity::Error,
+        ("flapi.yaml", 10, 19),
+        "does not exist",
+    );
+}
