@@ -269,7 +269,11 @@ impl Database {
             };
             let result = if start {
                 db.stats.send_modify(|s| s.started += 1);
-                f(&connection, &db.env)
+                // A panic in a query or in encoding (duckdb-rs panics on a
+                // value type it cannot read) fails this request only; the
+                // connection still goes back to the pool.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&connection, &db.env)))
+                    .unwrap_or_else(|_| Err(QueryError::Failed("the query panicked".into())))
             } else {
                 Err(QueryError::Cancelled)
             };
