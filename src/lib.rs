@@ -9,6 +9,7 @@
 // Generated code names `::flapi::runtime`; this makes that path work here.
 extern crate self as flapi;
 
+pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod encode;

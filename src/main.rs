@@ -45,6 +45,18 @@ enum Command {
     /// read from standard input (first line) or, on a terminal, from a
     /// prompt without echo; never from the command line.
     HashPassword,
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check an audit log's hash chain; prints OK or the first bad line.
+    Verify {
+        /// The log file (a rotated file verifies from its own first record).
+        file: PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -177,6 +189,42 @@ fn main() -> ExitCode {
                 println!("{:<8} {:<32} {:<24} {}", "PROMPT", p.name, access, p.source);
             }
             ExitCode::SUCCESS
+        }
+        Some(Command::Audit(AuditCommand::Verify { file })) => {
+            use flapi::audit::Verdict;
+            match flapi::audit::verify_file(&file) {
+                Ok(Verdict::Ok {
+                    records,
+                    first_prev,
+                    ..
+                }) => {
+                    // A log that does not start at the genesis hash is a
+                    // rotated file, or one whose first records are gone:
+                    // say which hash it continues from.
+                    if first_prev == flapi::audit::GENESIS || records == 0 {
+                        println!("OK: {records} records, hash chain intact from the start");
+                    } else {
+                        println!(
+                            "OK: {records} records, hash chain intact, continuing from {first_prev} (the last hash of the previous file)"
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Verdict::Broken { line, reason }) => {
+                    println!("BROKEN at line {line}: {reason}");
+                    ExitCode::FAILURE
+                }
+                Ok(Verdict::TornTail { line, records }) => {
+                    println!(
+                        "TORN: line {line} is incomplete (a write was interrupted); the {records} records before it verify"
+                    );
+                    ExitCode::from(3)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    ExitCode::from(2)
+                }
+            }
         }
         Some(Command::HashPassword) => {
             match read_password().and_then(|p| flapi::auth::hash_password(&p)) {
