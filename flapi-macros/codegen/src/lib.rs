@@ -10,6 +10,7 @@ pub mod auth;
 pub mod compile;
 pub mod diag;
 pub mod emit;
+pub mod lineage;
 pub mod mcp;
 pub mod model;
 pub mod mustache;
