@@ -231,6 +231,8 @@ pub struct Authenticator {
     /// the same uncached credentials wait for the first one's result
     /// instead of each paying argon2.
     in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Password hash verifications run so far (known and unknown users).
+    hash_checks: std::sync::atomic::AtomicU64,
     jwt: Option<JwtVerifier>,
 }
 
@@ -312,12 +314,19 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             cache_key,
             in_flight: Mutex::new(HashMap::new()),
+            hash_checks: std::sync::atomic::AtomicU64::new(0),
             jwt,
         })
     }
 
     pub fn def(&self) -> &'static AuthDef {
         self.def
+    }
+
+    /// How many password hashes were verified: once per client thanks to
+    /// the cache, and for unknown user names too.
+    pub fn hash_checks(&self) -> u64 {
+        self.hash_checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The caller of a request: `Ok(None)` without an Authorization header.
@@ -410,6 +419,8 @@ impl Authenticator {
             },
         };
         let password = password.to_string();
+        self.hash_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // argon2 takes tens of milliseconds of CPU: off the async workers.
         let ok = tokio::task::spawn_blocking(move || verifier.verify(password.as_bytes()))
             .await

@@ -996,6 +996,55 @@ async fn row_level_filter_sees_only_the_callers_rows() {
     client.cancel().await.expect("close");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argon2_runs_once_per_client_and_for_unknown_users_too() {
+    let app = start_fixture();
+    // 16 concurrent requests with the same new credentials: one
+    // verification, the others wait for it and read the cache.
+    let requests = (0..16).map(|_| {
+        let router = app.router.clone();
+        async move {
+            let request = Request::get("/reports")
+                .header("authorization", basic("bob"))
+                .body(Body::empty())
+                .expect("request");
+            send(&router, request).await.status
+        }
+    });
+    let statuses = futures_join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(app.auth.hash_checks(), 1);
+    // Cached: no new verification.
+    assert_eq!(
+        get_as(&app, "/reports", Some(&basic("bob"))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.auth.hash_checks(), 1);
+    // An unknown user is verified against a real hash like a known one
+    // (so it costs the same), and a failure is not cached.
+    for _ in 0..2 {
+        let reply = get_as(&app, "/reports", Some(&basic("mallory"))).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.auth.hash_checks(), 3);
+}
+
+/// Runs the futures concurrently on the test's runtime.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<StatusCode>
+where
+    F: std::future::Future<Output = StatusCode> + Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
+}
+
 #[test]
 fn hash_password_reads_stdin_and_prints_a_verifiable_hash() {
     use std::io::Write;
