@@ -15,13 +15,13 @@ use base64::Engine;
 use flapi::App;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult, GetPromptRequestParams};
+use rmcp::model::{CallToolRequestParams, GetPromptRequestParams};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-use common::{Reply, send};
+use common::{Reply, send, text_of};
 
 mod fixture {
     flapi_macros::project!("tests/fixtures/auth");
@@ -305,13 +305,9 @@ async fn mcp_client(
         .map_err(|e| e.to_string())
 }
 
-fn text_of(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// What a list should hold: `name` when the caller may use it, else nothing.
+fn listed_if(allowed: bool, name: &str) -> BTreeSet<String> {
+    allowed.then(|| name.to_string()).into_iter().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,13 +374,7 @@ async fn mcp_role_matrix() {
             .map(|r| r.name.to_string())
             .collect();
         let may_read = roles_of(caller).contains(&"viewer");
-        if resources
-            != (if may_read {
-                BTreeSet::from(["handbook".to_string()])
-            } else {
-                BTreeSet::new()
-            })
-        {
+        if resources != listed_if(may_read, "handbook") {
             failures.push(format!("{caller}: resources/list {resources:?}"));
         }
         let read = client
@@ -403,13 +393,7 @@ async fn mcp_role_matrix() {
             .map(|p| p.name.to_string())
             .collect();
         let may_triage = roles_of(caller).contains(&"analyst");
-        if prompts
-            != (if may_triage {
-                BTreeSet::from(["triage".to_string()])
-            } else {
-                BTreeSet::new()
-            })
-        {
+        if prompts != listed_if(may_triage, "triage") {
             failures.push(format!("{caller}: prompts/list {prompts:?}"));
         }
         let mut arguments = serde_json::Map::new();

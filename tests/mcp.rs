@@ -22,7 +22,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ServiceError, ServiceExt};
 use serde_json::{Value, json};
 
-use common::{send, start};
+use common::{send, start, text_of};
 
 mod fixture {
     flapi_macros::project!("tests/fixtures/mcp");
@@ -61,15 +61,6 @@ async fn call(
         .call_tool(CallToolRequestParams::new(tool).with_arguments(args(arguments)))
         .await
         .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
-}
-
-fn text_of(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn error_text(result: &CallToolResult) -> String {

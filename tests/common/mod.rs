@@ -109,3 +109,13 @@ pub async fn listen(router: Router) -> String {
     });
     format!("http://{addr}")
 }
+
+/// The text blocks of a tool result, joined.
+pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
