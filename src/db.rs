@@ -540,6 +540,46 @@ pub struct QuerySpec<'a> {
     pub format: Format,
 }
 
+/// DuckDB's plan for the text a request would run, with its binds, without
+/// running it (the dry run of SPEC §9 will show this). Groundwork: not
+/// served yet.
+pub fn explain(
+    connection: &Connection,
+    env: &HashMap<&'static str, String>,
+    spec: &QuerySpec<'_>,
+) -> Result<String, QueryError> {
+    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let sql_text = spec.endpoint.texts.get(spec.text).ok_or_else(|| {
+        QueryError::Failed(format!(
+            "plan chose SQL text {}, which does not exist",
+            spec.text
+        ))
+    })?;
+    let mut values: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
+    let sql = match (spec.page, sql_text.paged_sql) {
+        (Some(page), Some(paged)) => {
+            values.push(Value::BigInt(page.limit as i64));
+            values.push(Value::BigInt(page.offset as i64));
+            paged
+        }
+        _ => sql_text.sql,
+    };
+    let mut statement = connection
+        .prepare(&format!("EXPLAIN {sql}"))
+        .map_err(failed)?;
+    let mut rows = statement
+        .query(duckdb::params_from_iter(values.iter()))
+        .map_err(failed)?;
+    let mut plan = String::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        // (explain_key, explain_value): the value is the rendered plan.
+        if let Ok(text) = row.get::<_, String>(1) {
+            plan.push_str(&text);
+        }
+    }
+    Ok(plan)
+}
+
 /// Runs the chosen text with its binds and encodes the rows.
 pub fn run_query(
     connection: &Connection,
