@@ -12,7 +12,7 @@ use duckdb::{Config, Connection};
 use tokio::sync::Semaphore;
 
 use crate::encode::{ColumnKind, Format, RowWriter};
-use crate::runtime::{BindValue, EndpointDef, ProjectDef};
+use crate::runtime::{BindValue, EndpointDef, ProjectDef, SqlTextDef};
 
 /// Why a query did not produce rows. The message is for the server log
 /// only; clients get a generic text (see `server::ApiError`).
@@ -540,15 +540,12 @@ pub struct QuerySpec<'a> {
     pub format: Format,
 }
 
-/// DuckDB's plan for the text a request would run, with its binds, without
-/// running it (the dry run of SPEC §9 will show this). Groundwork: not
-/// served yet.
-pub fn explain(
-    connection: &Connection,
-    env: &HashMap<&'static str, String>,
+/// The SQL a request runs (the paged form when it has a page) and its
+/// bound values, LIMIT/OFFSET last.
+fn chosen_text(
     spec: &QuerySpec<'_>,
-) -> Result<String, QueryError> {
-    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    env: &HashMap<&'static str, String>,
+) -> Result<(&'static SqlTextDef, &'static str, Vec<Value>), QueryError> {
     let sql_text = spec.endpoint.texts.get(spec.text).ok_or_else(|| {
         QueryError::Failed(format!(
             "plan chose SQL text {}, which does not exist",
@@ -564,6 +561,19 @@ pub fn explain(
         }
         _ => sql_text.sql,
     };
+    Ok((sql_text, sql, values))
+}
+
+/// DuckDB's plan for the text a request would run, with its binds, without
+/// running it (the dry run of SPEC §9 will show this). Groundwork: not
+/// served yet.
+pub fn explain(
+    connection: &Connection,
+    env: &HashMap<&'static str, String>,
+    spec: &QuerySpec<'_>,
+) -> Result<String, QueryError> {
+    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let (_, sql, values) = chosen_text(spec, env)?;
     let mut statement = connection
         .prepare(&format!("EXPLAIN {sql}"))
         .map_err(failed)?;
@@ -587,26 +597,14 @@ pub fn run_query(
     spec: &QuerySpec<'_>,
 ) -> Result<PageResult, QueryError> {
     let QuerySpec {
-        endpoint,
-        text,
         binds,
         page,
         max_rows,
         format,
+        ..
     } = *spec;
     let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
-    let sql_text = endpoint.texts.get(text).ok_or_else(|| {
-        QueryError::Failed(format!("plan chose SQL text {text}, which does not exist"))
-    })?;
-    let mut values: Vec<Value> = binds.iter().map(|b| to_value(b, env)).collect();
-    let sql = match (page, sql_text.paged_sql) {
-        (Some(page), Some(paged)) => {
-            values.push(Value::BigInt(page.limit as i64));
-            values.push(Value::BigInt(page.offset as i64));
-            paged
-        }
-        _ => sql_text.sql,
-    };
+    let (sql_text, sql, values) = chosen_text(spec, env)?;
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
     let mut rows = statement
         .query(duckdb::params_from_iter(values.iter()))
