@@ -25,6 +25,15 @@ use crate::runtime::{
 
 /// Verified credentials remembered at most this many at a time.
 const CACHE_CAPACITY: usize = 10_000;
+/// Hash cost bounds for hashes read from the environment at start-up: the
+/// same as the build applies to hashes in the project
+/// (`flapi_codegen::auth`, a build-only crate the server cannot link).
+const ARGON2_MIN_MEMORY_KIB: u64 = 7_168;
+const ARGON2_MIN_COST: u64 = 19_456 * 2;
+const ARGON2_MAX_MEMORY_KIB: u64 = 262_144;
+const ARGON2_MAX_PASSES: u64 = 10;
+const ARGON2_MAX_LANES: u64 = 8;
+const PBKDF2_ITERATIONS: std::ops::RangeInclusive<u32> = 100_000..=10_000_000;
 /// A JWKS or discovery document larger than this is refused.
 const MAX_DOCUMENT_BYTES: u64 = 1 << 20;
 
@@ -76,10 +85,9 @@ pub enum AuthError {
     InvalidToken,
 }
 
-/// The outcome of an access check.
+/// Why a request is refused.
 #[derive(Debug, Clone)]
-pub enum Decision {
-    Allow(Option<Arc<Principal>>),
+pub enum Denial {
     /// No or bad credentials: 401 with a challenge.
     Unauthenticated(Option<AuthError>),
     /// A valid caller without a permitted role: 403.
@@ -173,7 +181,13 @@ fn parse_hash(text: &str) -> Result<Verifier, &'static str> {
             params.t_cost() as u64,
             params.p_cost() as u64,
         );
-        if m < 7_168 || m * t < 38_912 || m > 262_144 || t > 10 || p == 0 || p > 8 {
+        if m < ARGON2_MIN_MEMORY_KIB
+            || m * t < ARGON2_MIN_COST
+            || m > ARGON2_MAX_MEMORY_KIB
+            || t > ARGON2_MAX_PASSES
+            || p == 0
+            || p > ARGON2_MAX_LANES
+        {
             return Err("argon2id cost parameters out of bounds");
         }
         return Ok(Verifier::Argon2(text.to_string()));
@@ -186,7 +200,7 @@ fn parse_hash(text: &str) -> Result<Verifier, &'static str> {
             return Err("not `$pbkdf2-sha256$<iterations>$<salt>$<hash>`");
         };
         let iterations: u32 = iterations.parse().map_err(|_| "bad iteration count")?;
-        if !(100_000..=10_000_000).contains(&iterations) {
+        if !PBKDF2_ITERATIONS.contains(&iterations) {
             return Err("pbkdf2 iteration count out of bounds");
         }
         let salt = lenient_b64(salt).ok_or("bad salt encoding")?;
@@ -353,15 +367,30 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates only when `access` needs a caller, then decides.
-    pub async fn check(&self, access: Access, headers: &HeaderMap) -> Decision {
-        if access == Access::Public {
-            return Decision::Allow(None);
-        }
+    /// A verified caller, or the 401 to send.
+    pub async fn require(&self, headers: &HeaderMap) -> Result<Arc<Principal>, Denial> {
         match self.authenticate(headers).await {
-            Ok(Some(principal)) => decide(access, principal),
-            Ok(None) => Decision::Unauthenticated(None),
-            Err(e) => Decision::Unauthenticated(Some(e)),
+            Ok(Some(principal)) => Ok(principal),
+            Ok(None) => Err(Denial::Unauthenticated(None)),
+            Err(e) => Err(Denial::Unauthenticated(Some(e))),
+        }
+    }
+
+    /// Authenticates only when `access` needs a caller, then decides: the
+    /// caller (none for a public item), or the refusal.
+    pub async fn check(
+        &self,
+        access: Access,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<Principal>>, Denial> {
+        if access == Access::Public {
+            return Ok(None);
+        }
+        let principal = self.require(headers).await?;
+        if access.allows(Some(principal.roles)) {
+            Ok(Some(principal))
+        } else {
+            Err(Denial::Forbidden(principal))
         }
     }
 
@@ -480,14 +509,6 @@ impl Authenticator {
                 *bind = caller_value(*key, principal, self.def.roles);
             }
         }
-    }
-}
-
-fn decide(access: Access, principal: Arc<Principal>) -> Decision {
-    if access.allows(Some(principal.roles)) {
-        Decision::Allow(Some(principal))
-    } else {
-        Decision::Forbidden(principal)
     }
 }
 

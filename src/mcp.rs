@@ -30,7 +30,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Authenticator, Decision, Principal};
+use crate::auth::{Authenticator, Principal};
 use crate::db::{Database, Page, PageResult, QueryError, QuerySpec, run_query};
 use crate::encode::Format;
 use crate::runtime::{
@@ -801,18 +801,9 @@ pub async fn gate(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let principal = match gate.auth.authenticate(request.headers()).await {
-        Ok(Some(principal)) => principal,
-        Ok(None) => {
-            return crate::server::denied(&gate.auth, Decision::Unauthenticated(None), &request_id);
-        }
-        Err(error) => {
-            return crate::server::denied(
-                &gate.auth,
-                Decision::Unauthenticated(Some(error)),
-                &request_id,
-            );
-        }
+    let principal = match gate.auth.require(request.headers()).await {
+        Ok(principal) => principal,
+        Err(denial) => return crate::server::denied(&gate.auth, denial, &request_id),
     };
     let identity = principal.identity();
     let session = request

@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Authenticator, Decision, Principal};
+use crate::auth::{Authenticator, Denial, Principal};
 use crate::db::{Database, DbOptions, Page, QueryError, QuerySpec, StartupError, run_query};
 use crate::encode::Format;
 use crate::mcp::{self, McpState};
@@ -155,9 +155,9 @@ pub(crate) fn error_json(status: StatusCode, message: &str, request_id: Option<&
 /// 401 with a challenge per configured scheme, or 403. The client learns
 /// nothing about the roles involved; the log has the reason (never the
 /// credential).
-pub fn denied(auth: &Authenticator, decision: Decision, request_id: &str) -> Response {
-    match decision {
-        Decision::Unauthenticated(error) => {
+pub fn denied(auth: &Authenticator, denial: Denial, request_id: &str) -> Response {
+    match denial {
+        Denial::Unauthenticated(error) => {
             if let Some(error) = error {
                 tracing::debug!(request_id = %request_id, reason = %error, "authentication failed");
             }
@@ -173,11 +173,10 @@ pub fn denied(auth: &Authenticator, decision: Decision, request_id: &str) -> Res
             }
             response
         }
-        Decision::Forbidden(principal) => {
+        Denial::Forbidden(principal) => {
             log_forbidden(&principal, request_id);
             error_json(StatusCode::FORBIDDEN, "forbidden", Some(request_id))
         }
-        Decision::Allow(_) => error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None),
     }
 }
 
@@ -261,8 +260,8 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let principal = match state.auth.check(endpoint.rest_access, &headers).await {
-        Decision::Allow(principal) => principal,
-        decision => return denied(&state.auth, decision, &request_id),
+        Ok(principal) => principal,
+        Err(denial) => return denied(&state.auth, denial, &request_id),
     };
     let mut errors = FieldErrors::new();
     let path: Vec<(String, String)> = match params {
