@@ -258,6 +258,9 @@ fn main() {
     let started = Instant::now();
     let mut options = flapi::DbOptions::for_project(&PROJECT);
     options.base_dir = project_dir.clone();
+    // The default project audits every request (fsync before each answer).
+    options.audit_file =
+        Some(std::env::temp_dir().join(format!("flapi-bench-audit-{}.jsonl", std::process::id())));
     let port = spawn_flapi(&PROJECT, options);
     let ours_startup = wait_ready(port, "/customers/1", started).expect("flapi ready");
     let ours_lookup = wrk(port, LOOKUP_LUA, seconds, connections);

@@ -6,11 +6,15 @@
 //! the previous record's hash, a newline, and this line's text up to (not
 //! including) `,"hash":`. The text hashed includes `"prev"`, so a record
 //! that is changed, removed or moved breaks the chain at a known line.
-//! Not wired into the server yet: the REST and MCP paths, the `audit:`
-//! settings and fail-closed behaviour come with the rest of issue 5.
+//!
+//! [`Auditor`] is what the server holds: one writer thread owns the sink
+//! and commits records in groups (one fsync for every record waiting), and
+//! a request waits until its record is written before its response goes
+//! out. When the sink fails, the server refuses requests with 503 before
+//! running anything (fail-closed) unless `on-failure: open`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -48,6 +52,19 @@ const SECRET_NAMES: &[&str] = &[
     "cookie",
 ];
 
+/// The outcome of a call, as recorded.
+pub mod decision {
+    pub const ALLOW: &str = "allow";
+    pub const DENY: &str = "deny";
+    pub const WOULD_DENY: &str = "would_deny";
+    pub const INVALID: &str = "invalid";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const ERROR: &str = "error";
+    pub const DRY_RUN: &str = "dry_run";
+    /// Refused because the audit log cannot be written.
+    pub const UNAVAILABLE: &str = "unavailable";
+}
+
 /// One audited event, in the order fields are written.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Record {
@@ -69,6 +86,34 @@ pub struct Record {
     pub redacted_columns: Vec<String>,
     pub latency_ms: f64,
     pub arguments: Value,
+}
+
+impl Record {
+    /// A record of `transport`/`method`/`target` with the current time;
+    /// the caller fills in the rest.
+    pub fn new(request_id: &str, transport: &'static str, method: &str, target: &str) -> Record {
+        Record {
+            ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            request_id: request_id.to_string(),
+            principal: None,
+            roles: Vec::new(),
+            transport,
+            method: method.to_string(),
+            target: target.to_string(),
+            decision: decision::ALLOW,
+            status: 200,
+            rows: None,
+            truncated: None,
+            redacted_columns: Vec::new(),
+            latency_ms: 0.0,
+            arguments: Value::Null,
+        }
+    }
+
+    pub fn since(mut self, started: Instant) -> Record {
+        self.latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        self
+    }
 }
 
 fn normalise(name: &str) -> String {
@@ -244,20 +289,27 @@ pub fn verify_file(path: &Path) -> std::io::Result<Verdict> {
     Ok(verify_text(&text, None))
 }
 
-/// The last hash of an existing log (to continue its chain), or GENESIS.
-fn last_hash(path: &Path) -> String {
-    let Ok(file) = File::open(path) else {
-        return GENESIS.to_string();
+/// The last hash of an existing log (to continue its chain), or GENESIS;
+/// and where a torn final line (a crash mid-write: its response was never
+/// sent) starts, if there is one.
+fn last_hash(path: &Path) -> (String, Option<u64>) {
+    let Ok(text) = std::fs::read(path) else {
+        return (GENESIS.to_string(), None);
     };
-    std::io::BufReader::new(file)
+    let complete = match text.iter().rposition(|b| *b == b'\n') {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    let torn = (complete < text.len()).then_some(complete as u64);
+    let hash = String::from_utf8_lossy(&text[..complete])
         .lines()
-        .map_while(Result::ok)
         .filter_map(|l| {
             l.rsplit_once(",\"hash\":\"")
                 .and_then(|(_, t)| t.strip_suffix("\"}").map(str::to_string))
         })
-        .last()
-        .unwrap_or_else(|| GENESIS.to_string())
+        .next_back()
+        .unwrap_or_else(|| GENESIS.to_string());
+    (hash, torn)
 }
 
 /// When appended records reach the disk.
@@ -283,7 +335,16 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn open(path: &Path, max_bytes: u64, fsync: Fsync) -> std::io::Result<Self> {
-        let prev = last_hash(path);
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let (prev, torn) = last_hash(path);
+        if let Some(at) = torn {
+            tracing::warn!(path = %path.display(), at, "audit log ends in a torn record (a crash mid-write); it is cut off before appending");
+            OpenOptions::new().write(true).open(path)?.set_len(at)?;
+        }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
         Ok(FileSink {
@@ -300,13 +361,27 @@ impl FileSink {
     /// Writes one record; returns only once it is written (and synced
     /// under `Fsync::Always`). An error means the record is not durable.
     pub fn write(&mut self, record: &Record) -> std::io::Result<()> {
+        self.append(record)?;
+        self.sync_by_policy()
+    }
+
+    /// Appends one record without syncing (see [`FileSink::sync_by_policy`]).
+    pub fn append(&mut self, record: &Record) -> std::io::Result<()> {
         let (line, hash) = chain(record, &self.prev);
         if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 + 1 > self.max_bytes
         {
             self.rotate()?;
         }
-        self.file.write_all(format!("{line}\n").as_bytes())?;
-        self.size += line.len() as u64 + 1;
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        self.file.write_all(&bytes)?;
+        self.size += bytes.len() as u64;
+        self.prev = hash;
+        Ok(())
+    }
+
+    /// Syncs what was appended, now (`Always`) or when the interval is due.
+    pub fn sync_by_policy(&mut self) -> std::io::Result<()> {
         let sync_due = match self.fsync {
             Fsync::Always => true,
             Fsync::Interval(every) => self.last_sync.elapsed() >= every,
@@ -315,7 +390,6 @@ impl FileSink {
             self.file.sync_data()?;
             self.last_sync = Instant::now();
         }
-        self.prev = hash;
         Ok(())
     }
 
@@ -338,6 +412,201 @@ impl FileSink {
             .open(&self.path)?;
         self.size = 0;
         Ok(())
+    }
+}
+
+/// Why a record was not written.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit log cannot be written")]
+pub struct Unavailable;
+
+enum Sink {
+    File(FileSink),
+    Stdout,
+}
+
+impl Sink {
+    fn append(&mut self, record: &Record, prev: &mut String) -> std::io::Result<()> {
+        match self {
+            Sink::File(file) => file.append(record),
+            Sink::Stdout => {
+                let (line, hash) = chain(record, prev);
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
+                *prev = hash;
+                Ok(())
+            }
+        }
+    }
+
+    fn commit(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(file) => file.sync_by_policy(),
+            Sink::Stdout => std::io::stdout().lock().flush(),
+        }
+    }
+}
+
+/// Where and how records are written.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    File {
+        path: PathBuf,
+        max_bytes: u64,
+        fsync: Fsync,
+    },
+    Stdout,
+}
+
+type Job = (Record, tokio::sync::oneshot::Sender<bool>);
+
+/// The server's audit log: disabled, or a writer thread and its health.
+pub struct Auditor {
+    sender: Option<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fail_open: bool,
+    /// Argument names redacted besides the built-in ones.
+    names: Vec<&'static str>,
+}
+
+impl Auditor {
+    pub fn disabled() -> Auditor {
+        Auditor {
+            sender: None,
+            healthy: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            fail_open: true,
+            names: Vec::new(),
+        }
+    }
+
+    /// Starts the writer. A sink that cannot be opened leaves the auditor
+    /// unhealthy (the server says why in its log); it is retried with each
+    /// record.
+    pub fn start(
+        config: SinkConfig,
+        fail_open: bool,
+        names: &[&'static str],
+        project: &str,
+    ) -> Auditor {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let open = {
+            let config = config.clone();
+            move || -> std::io::Result<Sink> {
+                match &config {
+                    SinkConfig::File {
+                        path,
+                        max_bytes,
+                        fsync,
+                    } => FileSink::open(path, *max_bytes, *fsync).map(Sink::File),
+                    SinkConfig::Stdout => Ok(Sink::Stdout),
+                }
+            }
+        };
+        // The first record says the server started: it proves the log can
+        // be written before any request is served.
+        let mut prev = GENESIS.to_string();
+        let mut start = Record::new("", "server", "start", project);
+        start.status = 0;
+        let mut sink = match open().and_then(|mut sink| {
+            sink.append(&start, &mut prev)?;
+            sink.commit()?;
+            Ok(sink)
+        }) {
+            Ok(sink) => Some(sink),
+            Err(error) => {
+                tracing::error!(%error, "audit log cannot be written; requests are refused until it can be");
+                healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+                None
+            }
+        };
+        let health = healthy.clone();
+        let spawned = std::thread::Builder::new()
+            .name("flapi-audit".into())
+            .spawn(move || {
+                while let Ok(first) = receiver.recv() {
+                    // Group commit: everything waiting shares one sync.
+                    let mut batch = vec![first];
+                    while let Ok(job) = receiver.try_recv() {
+                        batch.push(job);
+                    }
+                    if sink.is_none() {
+                        sink = open().ok();
+                    }
+                    let result = match sink.as_mut() {
+                        Some(sink) => batch
+                            .iter()
+                            .try_for_each(|(record, _)| sink.append(record, &mut prev))
+                            .and_then(|_| sink.commit()),
+                        None => Err(std::io::Error::other("the audit sink is not open")),
+                    };
+                    let ok = match result {
+                        Ok(()) => true,
+                        Err(error) => {
+                            if health.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                                tracing::error!(%error, "audit log write failed");
+                            }
+                            // Reopen next time: a rotated or replaced file.
+                            sink = None;
+                            false
+                        }
+                    };
+                    if ok && !health.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        tracing::warn!("audit log writable again");
+                    }
+                    for (_, done) in batch {
+                        let _ = done.send(ok);
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "audit writer thread did not start");
+            healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        Auditor {
+            sender: Some(std::sync::Mutex::new(sender)),
+            healthy,
+            fail_open,
+            names: names.to_vec(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Whether a call may run: false when the log cannot be written and
+    /// the server fails closed.
+    pub fn admits(&self) -> bool {
+        self.fail_open || self.healthy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Redacts arguments by name (built-in, configured and `extra`, e.g.
+    /// the endpoint's sensitive fields) and by value pattern.
+    pub fn redact(&self, arguments: &mut Value, extra: &[&str]) {
+        let mut names = self.names.clone();
+        names.extend_from_slice(extra);
+        redact(arguments, &names);
+    }
+
+    /// Writes a record and waits until it is durable. `Err` means the
+    /// caller must not send its result (fail-closed).
+    pub async fn record(&self, record: Record) -> Result<(), Unavailable> {
+        let Some(sender) = &self.sender else {
+            return Ok(());
+        };
+        let (done, written) = tokio::sync::oneshot::channel();
+        let sent = sender
+            .lock()
+            .map(|s| s.send((record, done)).is_ok())
+            .unwrap_or(false);
+        let ok = sent && written.await.unwrap_or(false);
+        if ok || self.fail_open {
+            Ok(())
+        } else {
+            Err(Unavailable)
+        }
     }
 }
 
@@ -475,6 +744,95 @@ mod tests {
             Verdict::Ok { first_prev, .. } => assert_eq!(first_prev, last_hash),
             other => panic!("current file: {other:?}"),
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("flapi-audit-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    fn file(path: &Path) -> SinkConfig {
+        SinkConfig::File {
+            path: path.to_path_buf(),
+            max_bytes: 0,
+            fsync: Fsync::Always,
+        }
+    }
+
+    #[test]
+    fn an_unwritable_sink_refuses_unless_the_project_fails_open() {
+        let dir = scratch("unwritable");
+        // A directory where the file should be.
+        let closed = Auditor::start(file(&dir), false, &[], "p");
+        assert!(!closed.admits());
+        assert!(block_on(closed.record(record(1))).is_err());
+        let open = Auditor::start(file(&dir), true, &[], "p");
+        assert!(open.admits());
+        assert!(block_on(open.record(record(1))).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_restart_continues_the_chain_and_cuts_a_torn_tail() {
+        let dir = scratch("restart");
+        let path = dir.join("nested/audit.jsonl");
+        let first = Auditor::start(file(&path), false, &[], "p");
+        for i in 0..3 {
+            block_on(first.record(record(i))).expect("written");
+        }
+        drop(first);
+        // A crash in the middle of a write.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"{\"ts\":\"2026-").expect("torn write");
+        drop(f);
+        assert!(matches!(
+            verify_file(&path).expect("read"),
+            Verdict::TornTail {
+                line: 5,
+                records: 4
+            }
+        ));
+        let second = Auditor::start(file(&path), false, &[], "p");
+        block_on(second.record(record(9))).expect("written");
+        drop(second);
+        // start, 3 records, start, 1 record: one chain.
+        assert!(matches!(
+            verify_file(&path).expect("read"),
+            Verdict::Ok { records: 6, .. }
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn concurrent_records_are_all_written_in_one_chain() {
+        let dir = scratch("concurrent");
+        let path = dir.join("audit.jsonl");
+        let auditor = std::sync::Arc::new(Auditor::start(file(&path), false, &[], "p"));
+        block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..64 {
+                let auditor = auditor.clone();
+                tasks.spawn(async move { auditor.record(record(i)).await });
+            }
+            while let Some(result) = tasks.join_next().await {
+                result.expect("task").expect("written");
+            }
+        });
+        assert!(matches!(
+            verify_file(&path).expect("read"),
+            Verdict::Ok { records: 65, .. }
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

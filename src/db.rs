@@ -12,7 +12,7 @@ use duckdb::{Config, Connection};
 use tokio::sync::Semaphore;
 
 use crate::encode::{ColumnKind, Format, RowWriter};
-use crate::runtime::{BindValue, EndpointDef, ProjectDef, SqlTextDef};
+use crate::runtime::{BindValue, EndpointDef, Plan, ProjectDef, SqlTextDef};
 
 /// Why a query did not produce rows. The message is for the server log
 /// only; clients get a generic text (see `server::ApiError`).
@@ -71,6 +71,8 @@ pub struct DbOptions {
     /// Values that take precedence over the process environment for the
     /// variables the project reads (templates' `env.*`, auth secrets).
     pub env_overrides: Vec<(String, String)>,
+    /// Replaces the path of `audit:`'s file sink (`--audit-file`).
+    pub audit_file: Option<PathBuf>,
 }
 
 impl DbOptions {
@@ -97,6 +99,7 @@ impl DbOptions {
                 .unwrap_or(cores.max(2) * 2),
             query_timeout: Duration::from_millis(project.duckdb.query_timeout_ms),
             env_overrides: Vec::new(),
+            audit_file: None,
         }
     }
 }
@@ -128,11 +131,37 @@ impl Drop for CancelOnDrop {
                 QueryState::Running => {
                     *s = QueryState::Cancelled;
                     self.handle.interrupt();
+                    keep_interrupting(&self.state, &self.handle, QueryState::Cancelled);
                 }
                 _ => {}
             }
         }
     }
+}
+
+/// DuckDB drops an interrupt that arrives before the statement starts
+/// executing (while it is still being prepared, say), so the interrupt is
+/// repeated until the query thread has seen it and finished.
+fn keep_interrupting(
+    state: &Arc<Mutex<QueryState>>,
+    handle: &Arc<duckdb::InterruptHandle>,
+    while_in: QueryState,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let state = state.clone();
+    let handle = handle.clone();
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            every.tick().await;
+            match state.lock() {
+                Ok(s) if *s == while_in => handle.interrupt(),
+                _ => break,
+            }
+        }
+    });
 }
 
 fn sql_literal(text: &str) -> String {
@@ -255,6 +284,7 @@ impl Database {
                 {
                     *s = QueryState::Interrupted;
                     handle.interrupt();
+                    keep_interrupting(&state, &handle, QueryState::Interrupted);
                 }
             })
         };
@@ -427,9 +457,14 @@ fn check_endpoint_sql(connection: &Connection, endpoint: &EndpointDef) -> Result
         if endpoint.validate_sql_at_startup {
             check_single_select(connection, text.sql).map_err(fail)?;
         }
-        for sql in [Some(text.sql), text.paged_sql, text.count_sql]
-            .into_iter()
-            .flatten()
+        for sql in [
+            Some(text.sql),
+            text.paged_sql,
+            text.capped_sql,
+            text.count_sql,
+        ]
+        .into_iter()
+        .flatten()
         {
             connection
                 .prepare_cached(sql)
@@ -519,6 +554,8 @@ pub struct PageResult {
     pub total: Option<u64>,
     /// The row cap stopped reading before the last row.
     pub truncated: bool,
+    /// Output columns that were masked.
+    pub redacted: Vec<String>,
 }
 
 /// Pagination window for paginated endpoints.
@@ -535,9 +572,39 @@ pub struct QuerySpec<'a> {
     pub binds: &'a [BindValue],
     /// LIMIT/OFFSET window of a paginated endpoint.
     pub page: Option<Page>,
-    /// Stop reading after this many rows (and report `truncated`).
+    /// At most this many rows: the query reads max+1 (`LIMIT` pushed into
+    /// the SQL) to tell whether the result was `truncated`.
     pub max_rows: Option<u64>,
+    /// Output columns to mask (compared case-insensitively).
+    pub redact: &'a [&'static str],
     pub format: Format,
+}
+
+impl<'a> QuerySpec<'a> {
+    /// A plan's query, unshaped (no row cap, nothing masked).
+    pub fn new(
+        endpoint: &'a EndpointDef,
+        plan: &'a Plan,
+        page: Option<Page>,
+        format: Format,
+    ) -> Self {
+        QuerySpec {
+            endpoint,
+            text: plan.text,
+            binds: &plan.binds,
+            page,
+            max_rows: None,
+            redact: &[],
+            format,
+        }
+    }
+
+    /// With a row cap and masked columns.
+    pub fn shaped(mut self, max_rows: Option<u64>, redact: &'a [&'static str]) -> Self {
+        self.max_rows = max_rows;
+        self.redact = redact;
+        self
+    }
 }
 
 /// The SQL a request runs (the paged form when it has a page) and its
@@ -553,15 +620,30 @@ fn chosen_text(
         ))
     })?;
     let mut values: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
-    let sql = match (spec.page, sql_text.paged_sql) {
-        (Some(page), Some(paged)) => {
-            values.push(Value::BigInt(page.limit as i64));
-            values.push(Value::BigInt(page.offset as i64));
+    // One row past the cap tells whether there were more.
+    let cap = spec.max_rows.map(|max| max.saturating_add(1));
+    let sql = match (spec.page, sql_text.paged_sql, cap, sql_text.capped_sql) {
+        (Some(page), Some(paged), _, _) => {
+            let limit = cap.map_or(page.limit, |cap| cap.min(page.limit));
+            values.push(Value::BigInt(limit.min(i64::MAX as u64) as i64));
+            values.push(Value::BigInt(page.offset.min(i64::MAX as u64) as i64));
             paged
+        }
+        (None, _, Some(cap), Some(capped)) => {
+            values.push(Value::BigInt(cap.min(i64::MAX as u64) as i64));
+            capped
         }
         _ => sql_text.sql,
     };
     Ok((sql_text, sql, values))
+}
+
+/// The exact statement and values a request would run, for a dry run.
+pub fn statement_for(
+    spec: &QuerySpec<'_>,
+    env: &HashMap<&'static str, String>,
+) -> Result<(&'static str, Vec<Value>), QueryError> {
+    chosen_text(spec, env).map(|(_, sql, values)| (sql, values))
 }
 
 /// DuckDB's plan for the text a request would run, with its binds, without
@@ -614,7 +696,13 @@ pub fn run_query(
             let names = statement.column_names();
             let kinds = (0..names.len())
                 .map(|i| {
-                    if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
+                    if spec
+                        .redact
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(&names[i]))
+                    {
+                        ColumnKind::Redacted
+                    } else if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
                         ColumnKind::Null
                     } else if statement.column_logical_type(i).get_alias().as_deref()
                         == Some("JSON")
@@ -629,6 +717,12 @@ pub fn run_query(
         }
         None => (Vec::new(), Vec::new()),
     };
+    let redacted: Vec<String> = columns
+        .iter()
+        .zip(&kinds)
+        .filter(|(_, k)| **k == ColumnKind::Redacted)
+        .map(|(c, _)| c.clone())
+        .collect();
     let mut writer = RowWriter::new(format, &columns, kinds);
     let mut count = 0u64;
     let mut truncated = false;
@@ -644,7 +738,7 @@ pub fn run_query(
     drop(statement);
     let total = match (page, sql_text.count_sql) {
         // The page is not full and starts at 0: the total is what we read.
-        (Some(page), _) if page.offset == 0 && count < page.limit => Some(count),
+        (Some(page), _) if page.offset == 0 && count < page.limit && !truncated => Some(count),
         (Some(_), Some(count_sql)) => {
             let bound: Vec<Value> = binds.iter().map(|b| to_value(b, env)).collect();
             let mut statement = connection.prepare_cached(count_sql).map_err(failed)?;
@@ -660,5 +754,95 @@ pub fn run_query(
         rows: count,
         total,
         truncated,
+        redacted,
     })
+}
+
+/// `response.sample`: the row count, and column names and types from the
+/// statement run with `LIMIT 0`; no row is read.
+pub struct Sample {
+    pub rows: u64,
+    pub columns: Vec<(String, String)>,
+}
+
+pub fn sample_query(
+    connection: &Connection,
+    env: &HashMap<&'static str, String>,
+    spec: &QuerySpec<'_>,
+) -> Result<Sample, QueryError> {
+    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let (sql_text, _, _) = chosen_text(spec, env)?;
+    let mut values: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
+    let empty = match (sql_text.capped_sql, sql_text.paged_sql) {
+        (Some(capped), _) => {
+            values.push(Value::BigInt(0));
+            capped
+        }
+        (None, Some(paged)) => {
+            values.push(Value::BigInt(0));
+            values.push(Value::BigInt(0));
+            paged
+        }
+        (None, None) => {
+            return Err(QueryError::Failed(
+                "no capped text for a sampled endpoint".into(),
+            ));
+        }
+    };
+    let count_sql = sql_text
+        .count_sql
+        .ok_or_else(|| QueryError::Failed("no count text for a sampled endpoint".into()))?;
+    let bound: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
+    let mut statement = connection.prepare_cached(count_sql).map_err(failed)?;
+    let total: i64 = statement
+        .query_row(duckdb::params_from_iter(bound.iter()), |r| r.get(0))
+        .map_err(failed)?;
+    let mut statement = connection.prepare_cached(empty).map_err(failed)?;
+    let rows = statement
+        .query(duckdb::params_from_iter(values.iter()))
+        .map_err(failed)?;
+    let columns = match rows.as_ref() {
+        Some(statement) => statement
+            .column_names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name, type_name(&statement.column_type(i))))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Sample {
+        rows: total.max(0) as u64,
+        columns,
+    })
+}
+
+/// DuckDB's name for a result column's type.
+fn type_name(ty: &duckdb::arrow::datatypes::DataType) -> String {
+    use duckdb::arrow::datatypes::DataType as T;
+    match ty {
+        T::Null => "NULL".into(),
+        T::Boolean => "BOOLEAN".into(),
+        T::Int8 => "TINYINT".into(),
+        T::Int16 => "SMALLINT".into(),
+        T::Int32 => "INTEGER".into(),
+        T::Int64 => "BIGINT".into(),
+        T::UInt8 => "UTINYINT".into(),
+        T::UInt16 => "USMALLINT".into(),
+        T::UInt32 => "UINTEGER".into(),
+        T::UInt64 => "UBIGINT".into(),
+        T::Float16 | T::Float32 => "FLOAT".into(),
+        T::Float64 => "DOUBLE".into(),
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => "VARCHAR".into(),
+        T::Binary | T::LargeBinary | T::BinaryView | T::FixedSizeBinary(_) => "BLOB".into(),
+        T::Date32 | T::Date64 => "DATE".into(),
+        T::Time32(_) | T::Time64(_) => "TIME".into(),
+        T::Timestamp(_, None) => "TIMESTAMP".into(),
+        T::Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
+        T::Interval(_) | T::Duration(_) => "INTERVAL".into(),
+        T::Decimal128(p, s) | T::Decimal256(p, s) => format!("DECIMAL({p},{s})"),
+        T::List(_) | T::LargeList(_) | T::FixedSizeList(..) => "LIST".into(),
+        T::Struct(_) => "STRUCT".into(),
+        T::Map(..) => "MAP".into(),
+        other => other.to_string(),
+    }
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod db;
 pub mod encode;
 pub mod mcp;
+pub mod policy;
 pub mod runtime;
 pub mod server;
 

@@ -94,6 +94,9 @@ struct ServeArgs {
     /// DuckDB connections in the pool.
     #[arg(long, env = "FLAPI_POOL_SIZE", value_parser = clap::value_parser!(u64).range(1..=256))]
     pool_size: Option<u64>,
+    /// Audit log file, replacing the path in `audit:` (relative paths resolve against --project-dir).
+    #[arg(long, env = "FLAPI_AUDIT_FILE")]
+    audit_file: Option<PathBuf>,
     #[arg(long, env = "FLAPI_LOG_LEVEL", value_enum, default_value = "info")]
     log_level: LogLevel,
     #[arg(long, env = "FLAPI_LOG_FORMAT", value_enum, default_value = "text")]
@@ -278,6 +281,7 @@ fn run(args: ServeArgs) -> ExitCode {
         if let Some(n) = args.pool_size {
             options.pool_size = n as usize;
         }
+        options.audit_file = args.audit_file;
         let app = match tokio::task::spawn_blocking(move || app(&PROJECT, &options)).await {
             Ok(Ok(app)) => app,
             Ok(Err(e)) => {

@@ -8,20 +8,20 @@
 // SEP-2577 in rmcp, but SPEC §6 asks for it and clients still send it.
 #![allow(deprecated)]
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, header};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
     CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    Implementation, JsonObject, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams, Prompt, PromptArgument,
-    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    Resource, ResourceContents, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    Tool, ToolAnnotations,
+    Implementation, InitializeRequestParams, InitializeResult, JsonObject, ListPromptsResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents, Role,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -30,13 +30,16 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{Auditor, Record, decision};
 use crate::auth::{Authenticator, Principal};
-use crate::db::{Database, Page, PageResult, QueryError, QuerySpec, run_query};
+use crate::db::{Database, Page, PageResult, QueryError, QuerySpec, run_query, sample_query};
 use crate::encode::Format;
+use crate::policy::{Shape, Verdict, dry_run_report, may_dry_run, role_names};
 use crate::runtime::{
     Access, EndpointDef, FieldDef, FieldErrors, FieldIn, Plan, ProjectDef, PromptDef, RequestInput,
     RoleMask, is_reserved_parameter,
 };
+use crate::server::DRY_RUN;
 
 /// Everything the handler needs, built once at start-up: tool, resource
 /// and prompt lists are cloned per `*/list` (cheap: `Cow`/`Arc` inside).
@@ -44,6 +47,7 @@ pub struct McpState {
     project: &'static ProjectDef,
     db: Arc<Database>,
     auth: Arc<Authenticator>,
+    audit: Arc<Auditor>,
     /// In the order of `tools`, `resources` and `prompts`: who may see
     /// and use each.
     tool_access: Vec<Access>,
@@ -57,7 +61,9 @@ pub struct McpState {
     info: ServerConfig,
 }
 
-const OUTPUT_SCHEMA: &str = r#"{"type":"object","properties":{"rows":{"type":"array","items":{"type":"object"}},"row_count":{"type":"integer","minimum":0},"truncated":{"type":"boolean"},"total_count":{"type":"integer","minimum":0}},"required":["rows","row_count","truncated"]}"#;
+/// Rows of a tool result. Nothing is `required`: a dry run (`_dryRun`) or a
+/// `sample` tool answers with another object.
+const OUTPUT_SCHEMA: &str = r#"{"type":"object","properties":{"rows":{"type":"array","items":{"type":"object"}},"row_count":{"type":"integer","minimum":0},"truncated":{"type":"boolean"},"total_count":{"type":"integer","minimum":0}}}"#;
 
 fn json_object(text: &str) -> Arc<JsonObject> {
     // The texts are generated at build time from serde_json output.
@@ -69,6 +75,7 @@ impl McpState {
         project: &'static ProjectDef,
         db: Arc<Database>,
         auth: Arc<Authenticator>,
+        audit: Arc<Auditor>,
     ) -> Arc<Self> {
         let output_schema = json_object(OUTPUT_SCHEMA);
         let mut tool_access = Vec::new();
@@ -93,7 +100,13 @@ impl McpState {
                     t = t.with_title(title);
                 }
                 tools.push(t);
-                tool_access.push(endpoint.mcp_access);
+                // In shadow mode a tool stays listed: the rollout must not
+                // change what clients see.
+                tool_access.push(if endpoint.shadow {
+                    Access::Public
+                } else {
+                    endpoint.mcp_access
+                });
                 tool_index.insert(tool.name, endpoint);
             }
             if let Some(resource) = &endpoint.resource {
@@ -144,6 +157,7 @@ impl McpState {
             project,
             db,
             auth,
+            audit,
             tool_access,
             resource_access,
             prompt_access: project.prompts.iter().map(|p| p.access).collect(),
@@ -361,18 +375,14 @@ impl McpState {
         endpoint: &'static EndpointDef,
         plan: Plan,
         page: Option<Page>,
+        shape: &Shape,
         ct: &CancellationToken,
     ) -> Result<PageResult, QueryError> {
-        let max_rows = (!endpoint.paginate).then_some(self.project.mcp.max_rows);
+        let max_rows = shape.max_rows;
+        let redact = shape.redact.clone();
         let query = self.db.with_connection(move |connection, env| {
-            let spec = QuerySpec {
-                endpoint,
-                text: plan.text,
-                binds: &plan.binds,
-                page,
-                max_rows,
-                format: Format::Json,
-            };
+            let spec =
+                QuerySpec::new(endpoint, &plan, page, Format::Json).shaped(max_rows, &redact);
             run_query(connection, env, &spec)
         });
         tokio::select! {
@@ -481,117 +491,273 @@ fn log_denied(principal: Option<&Principal>, kind: &str, name: &str, request_id:
     );
 }
 
-impl ServerHandler for FlapiMcp {
-    fn get_info(&self) -> ServerConfig {
-        self.state.info.clone()
+/// The `X-Request-Id` of the HTTP request that carried this message.
+fn request_id_of(context: &RequestContext<RoleServer>) -> String {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get("x-request-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// What a model reads when the audit log cannot be written.
+const UNAVAILABLE: &str = "The server cannot serve requests right now. Try again later.";
+
+/// A status for an MCP record, as HTTP would say it.
+fn status_of(error: &ErrorData) -> (u16, &'static str) {
+    match error.code {
+        rmcp::model::ErrorCode::INVALID_PARAMS => (400, decision::INVALID),
+        rmcp::model::ErrorCode::RESOURCE_NOT_FOUND => (404, decision::NOT_FOUND),
+        _ => (500, decision::ERROR),
+    }
+}
+
+impl FlapiMcp {
+    /// A record for one message, with the caller filled in.
+    fn record(&self, context: &RequestContext<RoleServer>, method: &str, target: &str) -> Record {
+        let mut record = Record::new(&request_id_of(context), "mcp", method, target);
+        if let Some(principal) = caller(context) {
+            record.principal = Some(principal.subject.clone());
+            record.roles = role_names(self.state.project.auth.roles, principal.roles)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+        }
+        record
     }
 
-    async fn list_tools(
+    /// Writes the record, then lets the reply go; a reply whose record
+    /// cannot be written is withheld (fail-closed).
+    async fn commit<T>(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let granted = granted(&context);
-        Ok(ListToolsResult::with_all_items(visible(
-            &self.state.tools,
-            &self.state.tool_access,
-            granted,
-        )))
+        mut record: Record,
+        started: Instant,
+        reply: Result<T, ErrorData>,
+    ) -> Result<T, ErrorData> {
+        if let Err(error) = &reply
+            && record.decision == decision::ALLOW
+        {
+            (record.status, record.decision) = status_of(error);
+        }
+        let request_id = record.request_id.clone();
+        match self.state.audit.record(record.since(started)).await {
+            Ok(()) => reply,
+            Err(error) => {
+                tracing::error!(request_id = %request_id, %error, "MCP reply withheld: its audit record was not written");
+                Err(ErrorData::internal_error(UNAVAILABLE, None))
+            }
+        }
     }
 
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.state.tools.iter().find(|t| t.name == name).cloned()
+    /// Fail-closed before anything runs: `Some(refusal)` when the audit
+    /// log cannot be written.
+    async fn refuse_unaudited(&self, record: &Record, started: Instant) -> Option<ErrorData> {
+        if self.state.audit.admits() {
+            return None;
+        }
+        let mut record = record.clone();
+        record.decision = decision::UNAVAILABLE;
+        record.status = 503;
+        let _ = self.state.audit.record(record.since(started)).await;
+        Some(ErrorData::internal_error(UNAVAILABLE, None))
     }
 
-    async fn call_tool(
+    /// A message's record and start time, or the refusal when the audit
+    /// log cannot be written (nothing runs).
+    async fn begin(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &str,
+        target: &str,
+    ) -> Result<(Record, Instant), ErrorData> {
+        let started = Instant::now();
+        let record = self.record(context, method, target);
+        match self.refuse_unaudited(&record, started).await {
+            Some(refusal) => Err(refusal),
+            None => Ok((record, started)),
+        }
+    }
+
+    /// A `*/list` answer: the items the caller may use, recorded.
+    async fn list<T: Clone, R>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &str,
+        items: &[T],
+        access: &[Access],
+        wrap: impl FnOnce(Vec<T>) -> R,
+    ) -> Result<R, ErrorData> {
+        let (mut record, started) = self.begin(context, method, "").await?;
+        let items = visible(items, access, granted(context));
+        record.rows = Some(items.len() as u64);
+        self.commit(record, started, Ok(wrap(items))).await
+    }
+
+    async fn call_tool_inner(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let Some(&endpoint) = self.state.tool_index.get(request.name.as_ref()) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool `{}`", request.name),
-                None,
-            ));
+        context: &RequestContext<RoleServer>,
+        endpoint: &'static EndpointDef,
+        record: &mut Record,
+    ) -> CallToolResult {
+        let name = request.name.clone();
+        let request_id = record.request_id.clone();
+        let principal = caller(context);
+        let granted = principal.as_ref().map(|p| p.roles);
+        let mut arguments = request.arguments.clone();
+        let dry_run = match arguments.as_mut().and_then(|a| a.remove(DRY_RUN)) {
+            None | Some(Value::Bool(false)) | Some(Value::Null) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => {
+                record.decision = decision::INVALID;
+                record.status = 400;
+                return error_result(format!("Invalid arguments: `{DRY_RUN}` must be a boolean."));
+            }
         };
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let name: Cow<'static, str> = request.name.clone();
-        let principal = caller(&context);
-        if !endpoint
-            .mcp_access
-            .allows(principal.as_ref().map(|p| p.roles))
-        {
-            log_denied(principal.as_deref(), "tool", &name, &request_id);
-            return Ok(error_result("Permission denied.").into());
+        let verdict = Verdict::decide(endpoint.mcp_access, granted, endpoint.shadow);
+        if dry_run && !may_dry_run(self.state.project, principal.as_deref()) {
+            record.decision = decision::DENY;
+            record.status = 403;
+            log_denied(principal.as_deref(), "dry run of tool", &name, &request_id);
+            return error_result("Dry run is not permitted.");
         }
-        let parsed = tool_input(self.state.project, endpoint, request.arguments.as_ref())
+        if !dry_run && verdict == Verdict::Deny {
+            record.decision = decision::DENY;
+            record.status = 403;
+            log_denied(principal.as_deref(), "tool", &name, &request_id);
+            return error_result("Permission denied.");
+        }
+        if verdict == Verdict::WouldDeny && !dry_run {
+            record.decision = decision::WOULD_DENY;
+        }
+        let parsed = tool_input(self.state.project, endpoint, arguments.as_ref())
             .and_then(|t| (endpoint.plan)(&t.input).map(|plan| (plan, t.page)));
         let (mut plan, page) = match parsed {
             Ok(ok) => ok,
             Err(errors) => {
+                record.decision = decision::INVALID;
+                record.status = 400;
                 let message = describe(&errors);
-                self.notify_failure(&context, &name, &message).await;
-                return Ok(error_result(message).into());
+                self.notify_failure(context, &name, &message).await;
+                return error_result(message);
             }
         };
         self.state
             .auth
             .bind_caller(&mut plan.binds, principal.as_deref());
-        let result = match self.state.run(endpoint, plan, page, &context.ct).await {
+        let transport_cap = (!endpoint.paginate).then_some(self.state.project.mcp.max_rows);
+        let shape = Shape::for_caller(endpoint, granted, transport_cap);
+        if dry_run || shape.sample {
+            record.decision = if dry_run {
+                decision::DRY_RUN
+            } else {
+                record.decision
+            };
+            let report = {
+                let shape = shape.clone();
+                self.state
+                    .db
+                    .with_connection(move |connection, env| {
+                        let spec = QuerySpec::new(endpoint, &plan, page, Format::Json)
+                            .shaped(shape.max_rows, &shape.redact);
+                        if dry_run {
+                            dry_run_report(connection, env, &spec, verdict, &shape)
+                        } else {
+                            sample_query(connection, env, &spec).map(|sample| {
+                                let columns: Vec<Value> = sample
+                                    .columns
+                                    .iter()
+                                    .map(|(name, ty)| json!({"name": name, "type": ty}))
+                                    .collect();
+                                json!({"row_count": sample.rows, "columns": columns})
+                            })
+                        }
+                    })
+                    .await
+            };
+            return match report {
+                Ok(report) => {
+                    record.rows = Some(0);
+                    let mut reply =
+                        CallToolResult::success(vec![ContentBlock::text(report.to_string())]);
+                    reply.structured_content = Some(report);
+                    reply
+                }
+                Err(error) => {
+                    record.decision = decision::ERROR;
+                    record.status = 500;
+                    tracing::error!(tool = %name, request_id = %request_id, %error, "tool call failed");
+                    error_result(query_failure(&error, &request_id))
+                }
+            };
+        }
+        let result = match self
+            .state
+            .run(endpoint, plan, page, &shape, &context.ct)
+            .await
+        {
             Ok(result) => result,
             Err(error) => {
+                record.decision = decision::ERROR;
+                record.status = match error {
+                    QueryError::Timeout(_) => 504,
+                    QueryError::Unavailable | QueryError::Cancelled => 503,
+                    QueryError::Failed(_) => 500,
+                };
                 tracing::error!(tool = %name, request_id = %request_id, %error, "tool call failed");
                 let message = query_failure(&error, &request_id);
-                self.notify_failure(&context, &name, &message).await;
-                return Ok(error_result(message).into());
+                self.notify_failure(context, &name, &message).await;
+                return error_result(message);
             }
         };
+        record.rows = Some(result.rows);
+        record.truncated = Some(result.truncated);
+        record.redacted_columns = result.redacted.clone();
+        if endpoint.shadow && shape.would_change(result.rows, !shape.would_redact.is_empty()) {
+            record.decision = decision::WOULD_DENY;
+            record.redacted_columns = shape.would_redact.iter().map(|c| c.to_string()).collect();
+        }
         let payload = tool_payload(&result, page);
         let structured: Option<Value> = serde_json::from_slice(&payload).ok();
         let text = String::from_utf8(payload).unwrap_or_default();
         let mut reply = CallToolResult::success(vec![ContentBlock::text(text)]);
         reply.structured_content = structured;
-        Ok(reply.into())
+        reply
     }
 
-    async fn list_resources(
+    async fn read_resource_inner(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, ErrorData> {
-        let granted = granted(&context);
-        Ok(ListResourcesResult::with_all_items(visible(
-            &self.state.resources,
-            &self.state.resource_access,
-            granted,
-        )))
-    }
-
-    async fn read_resource(
-        &self,
-        request: ReadResourceRequestParams,
-        context: RequestContext<RoleServer>,
+        request: &ReadResourceRequestParams,
+        context: &RequestContext<RoleServer>,
+        record: &mut Record,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let not_found =
+            || ErrorData::resource_not_found(format!("no resource `{}`", request.uri), None);
         let Some(&endpoint) = self.state.resource_index.get(&request.uri) else {
-            return Err(ErrorData::resource_not_found(
-                format!("no resource `{}`", request.uri),
-                None,
-            ));
+            return Err(not_found());
         };
         let Some(resource) = &endpoint.resource else {
-            return Err(ErrorData::resource_not_found("no such resource", None));
+            return Err(not_found());
         };
-        let principal = caller(&context);
-        if !endpoint
-            .mcp_access
-            .allows(principal.as_ref().map(|p| p.roles))
-        {
-            // The same answer as for a resource that does not exist.
-            log_denied(principal.as_deref(), "resource", resource.name, "");
-            return Err(ErrorData::resource_not_found(
-                format!("no resource `{}`", request.uri),
-                None,
-            ));
+        let principal = caller(context);
+        let granted = principal.as_ref().map(|p| p.roles);
+        match Verdict::decide(endpoint.mcp_access, granted, endpoint.shadow) {
+            Verdict::Allow => {}
+            Verdict::WouldDeny => record.decision = decision::WOULD_DENY,
+            Verdict::Deny => {
+                // The same answer as for a resource that does not exist.
+                log_denied(
+                    principal.as_deref(),
+                    "resource",
+                    resource.name,
+                    &record.request_id,
+                );
+                record.decision = decision::DENY;
+                record.status = 404;
+                return Err(not_found());
+            }
         }
         let mut plan = (endpoint.plan)(&RequestInput::default()).map_err(|errors| {
             ErrorData::internal_error(
@@ -606,20 +772,140 @@ impl ServerHandler for FlapiMcp {
             limit: self.state.project.max_limit,
             offset: 0,
         });
+        let shape = Shape::for_caller(endpoint, granted, None);
         let result = self
             .state
-            .run(endpoint, plan, page, &context.ct)
+            .run(endpoint, plan, page, &shape, &context.ct)
             .await
             .map_err(|error| {
-                let request_id = uuid::Uuid::new_v4().to_string();
-                tracing::error!(resource = resource.name, request_id = %request_id, %error, "resource read failed");
-                ErrorData::internal_error(query_failure(&error, &request_id), None)
+                tracing::error!(resource = resource.name, request_id = %record.request_id, %error, "resource read failed");
+                ErrorData::internal_error(query_failure(&error, &record.request_id), None)
             })?;
+        record.rows = Some(result.rows);
+        record.truncated = Some(result.truncated);
+        record.redacted_columns = result.redacted.clone();
         let text = String::from_utf8(result.body).unwrap_or_default();
         Ok(ReadResourceResult::new(vec![
-            ResourceContents::text(text, request.uri).with_mime_type(resource.mime_type),
+            ResourceContents::text(text, request.uri.clone()).with_mime_type(resource.mime_type),
         ])
         .into())
+    }
+}
+
+impl ServerHandler for FlapiMcp {
+    fn get_info(&self) -> ServerConfig {
+        self.state.info.clone()
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        let (record, started) = self.begin(&context, "initialize", "").await?;
+        context.peer.set_peer_info(request.clone());
+        let reply = self.negotiate_initialize(&request);
+        self.commit(record, started, reply).await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let state = &self.state;
+        self.list(
+            &context,
+            "tools/list",
+            &state.tools,
+            &state.tool_access,
+            ListToolsResult::with_all_items,
+        )
+        .await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.state.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let mut record = self.record(&context, "tools/call", &request.name);
+        let endpoint = self.state.tool_index.get(request.name.as_ref()).copied();
+        if self.state.audit.enabled() {
+            let mut arguments = request
+                .arguments
+                .clone()
+                .map(Value::Object)
+                .unwrap_or(Value::Null);
+            let sensitive: Vec<&str> = endpoint
+                .map(|e| {
+                    e.fields
+                        .iter()
+                        .filter(|f| f.sensitive)
+                        .map(|f| f.name)
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.state.audit.redact(&mut arguments, &sensitive);
+            record.arguments = arguments;
+        }
+        if !self.state.audit.admits() {
+            let _ = self.refuse_unaudited(&record, started).await;
+            return Ok(error_result(UNAVAILABLE).into());
+        }
+        let Some(endpoint) = endpoint else {
+            let reply = Err(ErrorData::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            ));
+            record.decision = decision::NOT_FOUND;
+            record.status = 404;
+            return self.commit(record, started, reply).await;
+        };
+        let reply = self
+            .call_tool_inner(request, &context, endpoint, &mut record)
+            .await;
+        if reply.is_error == Some(true) && record.decision == decision::ALLOW {
+            record.decision = decision::ERROR;
+            record.status = 500;
+        }
+        match self.commit(record, started, Ok(reply)).await {
+            Ok(reply) => Ok(reply.into()),
+            Err(_) => Ok(error_result(UNAVAILABLE).into()),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let state = &self.state;
+        self.list(
+            &context,
+            "resources/list",
+            &state.resources,
+            &state.resource_access,
+            ListResourcesResult::with_all_items,
+        )
+        .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (mut record, started) = self.begin(&context, "resources/read", &request.uri).await?;
+        let reply = self
+            .read_resource_inner(&request, &context, &mut record)
+            .await;
+        self.commit(record, started, reply).await
     }
 
     async fn list_prompts(
@@ -627,12 +913,15 @@ impl ServerHandler for FlapiMcp {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let granted = granted(&context);
-        Ok(ListPromptsResult::with_all_items(visible(
-            &self.state.prompts,
-            &self.state.prompt_access,
-            granted,
-        )))
+        let state = &self.state;
+        self.list(
+            &context,
+            "prompts/list",
+            &state.prompts,
+            &state.prompt_access,
+            ListPromptsResult::with_all_items,
+        )
+        .await
     }
 
     async fn get_prompt(
@@ -640,28 +929,50 @@ impl ServerHandler for FlapiMcp {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let (mut record, started) = self.begin(&context, "prompts/get", &request.name).await?;
+        if self.state.audit.enabled() {
+            let mut arguments = request
+                .arguments
+                .clone()
+                .map(Value::Object)
+                .unwrap_or(Value::Null);
+            self.state.audit.redact(&mut arguments, &[]);
+            record.arguments = arguments;
+        }
         let granted = granted(&context);
-        // A prompt the caller may not use answers like one that does not exist.
-        let Some(prompt) = self
+        let prompt = self
             .state
             .project
             .prompts
             .iter()
-            .find(|p| p.name == request.name && p.access.allows(granted))
-        else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown prompt `{}`", request.name),
-                None,
-            ));
+            .find(|p| p.name == request.name);
+        let reply: Result<GetPromptResponse, ErrorData> = match prompt {
+            // A prompt the caller may not use answers like one that does not exist.
+            Some(prompt) if prompt.access.allows(granted) => {
+                prompt_values(prompt, request.arguments.as_ref())
+                    .map_err(|message| ErrorData::invalid_params(message, None))
+                    .map(|values| {
+                        let text = prompt.render(&values);
+                        let mut result =
+                            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+                        if let Some(d) = prompt.description {
+                            result = result.with_description(d);
+                        }
+                        result.into()
+                    })
+            }
+            found => {
+                if found.is_some() {
+                    record.decision = decision::DENY;
+                    record.status = 404;
+                }
+                Err(ErrorData::invalid_params(
+                    format!("unknown prompt `{}`", request.name),
+                    None,
+                ))
+            }
         };
-        let values = prompt_values(prompt, request.arguments.as_ref())
-            .map_err(|message| ErrorData::invalid_params(message, None))?;
-        let text = prompt.render(&values);
-        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
-        if let Some(d) = prompt.description {
-            result = result.with_description(d);
-        }
-        Ok(result.into())
+        self.commit(record, started, reply).await
     }
 
     async fn complete(
@@ -669,6 +980,7 @@ impl ServerHandler for FlapiMcp {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        let (record, started) = self.begin(&context, "completion/complete", "").await?;
         let granted = granted(&context);
         let argument = &request.argument;
         // MCP references prompts and resources; a tool's enum arguments
@@ -701,20 +1013,22 @@ impl ServerHandler for FlapiMcp {
             .filter(|v| v.to_lowercase().starts_with(&prefix))
             .map(|v| v.to_string())
             .collect();
-        let info = CompletionInfo::with_all_values(matching)
-            .map_err(|e| ErrorData::internal_error(e, None))?;
-        Ok(CompleteResult::new(info))
+        let reply = CompletionInfo::with_all_values(matching)
+            .map_err(|e| ErrorData::internal_error(e, None))
+            .map(CompleteResult::new);
+        self.commit(record, started, reply).await
     }
 
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let (record, started) = self.begin(&context, "logging/setLevel", "").await?;
         if let Ok(mut level) = self.log_level.lock() {
             *level = Some(request.level);
         }
-        Ok(())
+        self.commit(record, started, Ok(())).await
     }
 }
 
@@ -770,14 +1084,16 @@ struct Bindings {
 #[derive(Clone)]
 pub struct McpGate {
     auth: Arc<Authenticator>,
+    audit: Arc<Auditor>,
     on: bool,
     sessions: Arc<Mutex<Bindings>>,
 }
 
 impl McpGate {
-    pub fn new(auth: Arc<Authenticator>, on: bool) -> Self {
+    pub fn new(auth: Arc<Authenticator>, on: bool, audit: Arc<Auditor>) -> Self {
         McpGate {
             auth,
+            audit,
             on,
             sessions: Arc::new(Mutex::new(Bindings::default())),
         }
@@ -785,6 +1101,20 @@ impl McpGate {
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+impl McpGate {
+    /// Records a refusal at the HTTP level; the refusal goes out either way
+    /// (nothing ran).
+    async fn refusal(
+        &self,
+        record: Record,
+        started: Instant,
+        response: axum::response::Response,
+    ) -> axum::response::Response {
+        let _ = self.audit.record(record.since(started)).await;
+        response
+    }
+}
 
 /// axum middleware in front of both MCP services.
 pub async fn gate(
@@ -801,9 +1131,21 @@ pub async fn gate(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let started = Instant::now();
+    let mut record = Record::new(
+        &request_id,
+        "mcp",
+        request.method().as_str(),
+        request.uri().path(),
+    );
+    record.decision = decision::DENY;
     let principal = match gate.auth.require(request.headers()).await {
         Ok(principal) => principal,
-        Err(denial) => return crate::server::denied(&gate.auth, denial, &request_id),
+        Err(denial) => {
+            let response = crate::server::denied(&gate.auth, denial, &request_id);
+            record.status = response.status().as_u16();
+            return gate.refusal(record, started, response).await;
+        }
     };
     let identity = principal.identity();
     let session = request
@@ -821,11 +1163,14 @@ pub async fn gate(
             // Another principal's session, or one we never saw: the same
             // answer as for a session that does not exist.
             tracing::info!(request_id = %request_id, subject = %principal.subject, "MCP session not bound to this caller");
-            return crate::server::error_json(
+            let response = crate::server::error_json(
                 axum::http::StatusCode::NOT_FOUND,
                 "session not found",
                 Some(&request_id),
             );
+            record.status = 404;
+            record.principal = Some(principal.subject.clone());
+            return gate.refusal(record, started, response).await;
         }
     }
     let closing = request.method() == axum::http::Method::DELETE;

@@ -7,25 +7,31 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawPathParams, State};
+use axum::extract::{MatchedPath, RawPathParams, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::audit::{self, Auditor, Record, decision};
 use crate::auth::{Authenticator, Denial, Principal};
-use crate::db::{Database, DbOptions, Page, QueryError, QuerySpec, StartupError, run_query};
+use crate::db::{
+    Database, DbOptions, Page, QueryError, QuerySpec, StartupError, run_query, sample_query,
+};
 use crate::encode::Format;
 use crate::mcp::{self, McpState};
+use crate::policy::{Shape, Verdict, dry_run_report, may_dry_run, role_names};
 use crate::runtime::{
-    EndpointDef, FieldErrors, FieldIn, ProjectDef, RequestInput, is_reserved_parameter,
+    Access, AuditSinkDef, EndpointDef, FieldErrors, FieldIn, ProjectDef, RequestInput,
+    is_reserved_parameter,
 };
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The query parameter (REST) and argument (MCP) that asks for a dry run.
+pub const DRY_RUN: &str = "_dryRun";
 
 /// A running project: the router and its database.
 pub struct App {
@@ -33,6 +39,7 @@ pub struct App {
     pub db: Arc<Database>,
     pub project: &'static ProjectDef,
     pub auth: Arc<Authenticator>,
+    pub audit: Arc<Auditor>,
     /// Cancelled on shutdown: ends MCP sessions and their SSE streams so
     /// a graceful shutdown does not wait on idle streams.
     pub shutdown: CancellationToken,
@@ -42,18 +49,58 @@ struct AppState {
     project: &'static ProjectDef,
     db: Arc<Database>,
     auth: Arc<Authenticator>,
+    audit: Arc<Auditor>,
+}
+
+/// The audit log the project asks for; `options.audit_file` replaces a
+/// file sink's path (relative paths resolve against the project folder).
+pub fn auditor(project: &ProjectDef, options: &DbOptions) -> Auditor {
+    let Some(def) = &project.policy.audit else {
+        return Auditor::disabled();
+    };
+    let config = match (&def.sink, &options.audit_file) {
+        (AuditSinkDef::Stdout, None) => audit::SinkConfig::Stdout,
+        (AuditSinkDef::File(path), override_path) => {
+            let path = override_path
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(path));
+            audit::SinkConfig::File {
+                path: options.base_dir.join(path),
+                max_bytes: def.max_file_bytes,
+                fsync: if def.fsync_always {
+                    audit::Fsync::Always
+                } else {
+                    audit::Fsync::Interval(std::time::Duration::from_millis(def.fsync_interval_ms))
+                },
+            }
+        }
+        (AuditSinkDef::Stdout, Some(path)) => audit::SinkConfig::File {
+            path: options.base_dir.join(path),
+            max_bytes: def.max_file_bytes,
+            fsync: audit::Fsync::Always,
+        },
+    };
+    Auditor::start(config, def.fail_open, def.redact_arguments, project.name)
 }
 
 /// Opens the database (init SQL, sandbox, SQL checks) and builds the router.
 pub fn app(project: &'static ProjectDef, options: &DbOptions) -> Result<App, StartupError> {
     let auth = Arc::new(Authenticator::new(project, &|name| options.env_var(name))?);
     let db = Database::open(project, options)?;
+    let audit = Arc::new(auditor(project, options));
     let shutdown = CancellationToken::new();
     Ok(App {
-        router: router(project, db.clone(), auth.clone(), shutdown.clone()),
+        router: router(
+            project,
+            db.clone(),
+            auth.clone(),
+            audit.clone(),
+            shutdown.clone(),
+        ),
         db,
         project,
         auth,
+        audit,
         shutdown,
     })
 }
@@ -62,19 +109,21 @@ pub fn router(
     project: &'static ProjectDef,
     db: Arc<Database>,
     auth: Arc<Authenticator>,
+    audit: Arc<Auditor>,
     shutdown: CancellationToken,
 ) -> Router {
-    let (streamable, plain) =
-        mcp::services(McpState::new(project, db.clone(), auth.clone()), shutdown);
-    let gate = mcp::McpGate::new(auth.clone(), project.auth.mcp);
-    let state = Arc::new(AppState { project, db, auth });
-    let mut router: Router<Arc<AppState>> = Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
-        .route("/ready", get(ready))
-        .route("/openapi.json", get(openapi))
+    let (streamable, plain) = mcp::services(
+        McpState::new(project, db.clone(), auth.clone(), audit.clone()),
+        shutdown,
+    );
+    let gate = mcp::McpGate::new(auth.clone(), project.auth.mcp, audit.clone());
+    let state = Arc::new(AppState {
+        project,
+        db,
+        auth,
+        audit: audit.clone(),
+    });
+    let mcp_routes: Router = Router::new()
         .route_service(
             "/mcp",
             tower::ServiceBuilder::new()
@@ -91,6 +140,13 @@ pub fn router(
                 .map_request(mcp::plain_jsonrpc_request)
                 .service(plain),
         );
+    let mut router: Router<Arc<AppState>> = Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi));
     for endpoint in project.endpoints {
         let Some(route) = endpoint.route else {
             continue;
@@ -116,6 +172,8 @@ pub fn router(
             error_json(StatusCode::METHOD_NOT_ALLOWED, "this route does not accept that method", None)
         })
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(audit, rest_audit))
+        .merge(mcp_routes)
         .layer(CatchPanicLayer::custom(|_| error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
@@ -124,8 +182,111 @@ pub fn router(
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }),
         )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(request_id))
+}
+
+/// A client's `X-Request-Id` is kept when it is 1 to 128 characters of
+/// `[A-Za-z0-9._:-]`, otherwise replaced by a new UUID; either way it is
+/// returned on the response and recorded.
+async fn request_id(mut request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let valid = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    };
+    let id = match request.headers().get(REQUEST_ID) {
+        Some(v) if valid(v) => v.clone(),
+        _ => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+    };
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// What a REST handler tells the audit layer about its call.
+#[derive(Clone, Default)]
+pub(crate) struct AuditNote {
+    principal: Option<String>,
+    roles: Vec<&'static str>,
+    decision: Option<&'static str>,
+    rows: Option<u64>,
+    truncated: Option<bool>,
+    redacted: Vec<String>,
+    arguments: serde_json::Value,
+}
+
+/// The decision a status stands for when the handler did not say.
+pub(crate) fn decision_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=399 => decision::ALLOW,
+        401 | 403 => decision::DENY,
+        404 | 405 => decision::NOT_FOUND,
+        400..=499 => decision::INVALID,
+        _ => decision::ERROR,
+    }
+}
+
+/// One record per REST request, written before the response leaves; with
+/// the log unwritable (fail-closed) nothing runs and the answer is 503.
+async fn rest_audit(
+    State(audit): State<Arc<Auditor>>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    if !audit.enabled() {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let target = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(no route)".to_string());
+    let mut record = Record::new(&request_id, "rest", request.method().as_str(), &target);
+    if !audit.admits() {
+        record.decision = decision::UNAVAILABLE;
+        record.status = 503;
+        let _ = audit.record(record.since(started)).await;
+        return unavailable(&request_id);
+    }
+    let mut response = next.run(request).await;
+    let note = response
+        .extensions_mut()
+        .remove::<AuditNote>()
+        .unwrap_or_default();
+    record.status = response.status().as_u16();
+    record.decision = note.decision.unwrap_or(decision_of(response.status()));
+    record.principal = note.principal;
+    record.roles = note.roles.iter().map(|r| r.to_string()).collect();
+    record.rows = note.rows;
+    record.truncated = note.truncated;
+    record.redacted_columns = note.redacted;
+    record.arguments = note.arguments;
+    match audit.record(record.since(started)).await {
+        Ok(()) => response,
+        Err(error) => {
+            tracing::error!(request_id = %request_id, %error, "response withheld: its audit record was not written");
+            unavailable(&request_id)
+        }
+    }
+}
+
+pub(crate) fn unavailable(request_id: &str) -> Response {
+    error_json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server cannot serve requests right now",
+        Some(request_id),
+    )
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
@@ -253,16 +414,89 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
     let request_id = headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let principal = match state.auth.check(endpoint.rest_access, &headers).await {
-        Ok(principal) => principal,
-        Err(denial) => return denied(&state.auth, denial, &request_id),
-    };
+    let mut note = AuditNote::default();
+    let mut response = serve_endpoint(
+        &state,
+        endpoint,
+        params,
+        &uri,
+        &headers,
+        &request_id,
+        &mut note,
+    )
+    .await;
+    if state.audit.enabled() {
+        response.extensions_mut().insert(note);
+    }
+    response
+}
+
+impl AuditNote {
+    fn caller(&mut self, project: &ProjectDef, principal: Option<&Principal>) {
+        if let Some(p) = principal {
+            self.principal = Some(p.subject.clone());
+            self.roles = role_names(project.auth.roles, p.roles);
+        }
+    }
+}
+
+/// A request's arguments as the audit log records them: path and query
+/// values by name, secrets and sensitive fields redacted.
+fn audit_arguments(
+    audit: &Auditor,
+    endpoint: &EndpointDef,
+    path: &[(String, String)],
+    query: &[(String, String)],
+) -> serde_json::Value {
+    if !audit.enabled() {
+        return serde_json::Value::Null;
+    }
+    let mut map = serde_json::Map::new();
+    for (k, v) in path.iter().chain(query) {
+        map.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    let mut value = serde_json::Value::Object(map);
+    let sensitive: Vec<&str> = endpoint
+        .fields
+        .iter()
+        .filter(|f| f.sensitive)
+        .map(|f| f.name)
+        .collect();
+    audit.redact(&mut value, &sensitive);
+    value
+}
+
+fn dry_run_flag(query: &mut Vec<(String, String)>, errors: &mut FieldErrors) -> bool {
+    let mut flag = false;
+    query.retain(|(k, v)| {
+        if k != DRY_RUN {
+            return true;
+        }
+        match v.as_str() {
+            "true" | "1" => flag = true,
+            "false" | "0" => {}
+            _ => errors.push(DRY_RUN, "must be true or false"),
+        }
+        false
+    });
+    flag
+}
+
+async fn serve_endpoint(
+    state: &AppState,
+    endpoint: &'static EndpointDef,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    request_id: &str,
+    note: &mut AuditNote,
+) -> Response {
+    let started = Instant::now();
     let mut errors = FieldErrors::new();
     let path: Vec<(String, String)> = match params {
         Ok(params) => params
@@ -274,13 +508,56 @@ async fn handle(
             return validation_error(errors);
         }
     };
-    let query: Vec<(String, String)> = match serde_urlencoded::from_str(uri.query().unwrap_or("")) {
-        Ok(q) => q,
-        Err(_) => {
-            errors.push("query", "is not a valid URL query string");
-            return validation_error(errors);
+    let mut query: Vec<(String, String)> =
+        match serde_urlencoded::from_str(uri.query().unwrap_or("")) {
+            Ok(q) => q,
+            Err(_) => {
+                errors.push("query", "is not a valid URL query string");
+                return validation_error(errors);
+            }
+        };
+    note.arguments = audit_arguments(&state.audit, endpoint, &path, &query);
+    let dry_run = dry_run_flag(&mut query, &mut errors);
+
+    // Who is calling: a public route needs nobody, unless a dry run asks
+    // who may see the plan.
+    let access = endpoint.rest_access;
+    let principal = if access == Access::Public && !dry_run {
+        None
+    } else {
+        match state.auth.authenticate(headers).await {
+            Ok(Some(principal)) => Some(principal),
+            Ok(None) if access == Access::Public => None,
+            Ok(None) => {
+                return denied(&state.auth, Denial::Unauthenticated(None), request_id);
+            }
+            Err(e) => {
+                return denied(&state.auth, Denial::Unauthenticated(Some(e)), request_id);
+            }
         }
     };
+    note.caller(state.project, principal.as_deref());
+    let granted = principal.as_ref().map(|p| p.roles);
+    let verdict = Verdict::decide(access, granted, endpoint.shadow);
+    if dry_run && !may_dry_run(state.project, principal.as_deref()) {
+        tracing::info!(request_id = %request_id, "dry run refused: no dry-run role");
+        return error_json(
+            StatusCode::FORBIDDEN,
+            "dry run is not permitted for this caller",
+            Some(request_id),
+        );
+    }
+    if !dry_run && verdict == Verdict::Deny {
+        let denial = match principal.clone() {
+            Some(principal) => Denial::Forbidden(principal),
+            None => Denial::Unauthenticated(None),
+        };
+        return denied(&state.auth, denial, request_id);
+    }
+    if verdict == Verdict::WouldDeny && !dry_run {
+        note.decision = Some(decision::WOULD_DENY);
+    }
+
     for (key, _) in &query {
         if is_reserved_parameter(key) && !errors.has(key) {
             errors.push(
@@ -289,7 +566,7 @@ async fn handle(
             );
         }
     }
-    let format = negotiate(&query, &headers, &mut errors);
+    let format = negotiate(&query, headers, &mut errors);
     let window = endpoint
         .paginate
         .then(|| page(state.project, &query, &mut errors));
@@ -331,39 +608,60 @@ async fn handle(
     state
         .auth
         .bind_caller(&mut plan.binds, principal.as_deref());
+    let shape = Shape::for_caller(endpoint, granted, None);
+    if dry_run {
+        note.decision = Some(decision::DRY_RUN);
+        let report = state
+            .db
+            .with_connection(move |connection, env| {
+                let spec = QuerySpec::new(endpoint, &plan, window, format)
+                    .shaped(shape.max_rows, &shape.redact);
+                dry_run_report(connection, env, &spec, verdict, &shape)
+            })
+            .await;
+        return match report {
+            Ok(report) => axum::Json(report).into_response(),
+            Err(error) => query_error(endpoint, request_id, error),
+        };
+    }
+
+    if shape.sample {
+        let sample = state
+            .db
+            .with_connection(move |connection, env| {
+                sample_query(
+                    connection,
+                    env,
+                    &QuerySpec::new(endpoint, &plan, None, format),
+                )
+            })
+            .await;
+        return match sample {
+            Ok(sample) => {
+                note.rows = Some(0);
+                let columns: Vec<serde_json::Value> = sample
+                    .columns
+                    .iter()
+                    .map(|(name, ty)| json!({"name": name, "type": ty}))
+                    .collect();
+                axum::Json(json!({"row_count": sample.rows, "columns": columns})).into_response()
+            }
+            Err(error) => query_error(endpoint, request_id, error),
+        };
+    }
+
+    let max_rows = shape.max_rows;
+    let redact = shape.redact.clone();
     let result = state
         .db
         .with_connection(move |connection, env| {
-            let spec = QuerySpec {
-                endpoint,
-                text: plan.text,
-                binds: &plan.binds,
-                page: window,
-                max_rows: None,
-                format,
-            };
+            let spec = QuerySpec::new(endpoint, &plan, window, format).shaped(max_rows, &redact);
             run_query(connection, env, &spec)
         })
         .await;
     let result = match result {
         Ok(result) => result,
-        Err(error) => {
-            let status = match error {
-                QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                QueryError::Unavailable | QueryError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
-                QueryError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            // The detail goes to the log only; the client gets the request id.
-            tracing::error!(endpoint = endpoint.id, request_id = %request_id, %error, "request failed");
-            let message = match status {
-                StatusCode::GATEWAY_TIMEOUT => "the query took too long and was stopped",
-                StatusCode::SERVICE_UNAVAILABLE => {
-                    "the server is not able to run queries right now"
-                }
-                _ => "internal error",
-            };
-            return error_json(status, message, Some(&request_id));
-        }
+        Err(error) => return query_error(endpoint, request_id, error),
     };
     tracing::debug!(
         endpoint = endpoint.id,
@@ -371,7 +669,30 @@ async fn handle(
         elapsed_us = started.elapsed().as_micros() as u64,
         "query done"
     );
-    respond(&uri, window, format, result)
+    note.rows = Some(result.rows);
+    note.truncated = Some(result.truncated);
+    note.redacted = result.redacted.clone();
+    if endpoint.shadow && shape.would_change(result.rows, !shape.would_redact.is_empty()) {
+        note.decision = Some(decision::WOULD_DENY);
+        note.redacted = shape.would_redact.iter().map(|c| c.to_string()).collect();
+    }
+    respond(uri, window, format, result)
+}
+
+fn query_error(endpoint: &EndpointDef, request_id: &str, error: QueryError) -> Response {
+    let status = match error {
+        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        QueryError::Unavailable | QueryError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
+        QueryError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    // The detail goes to the log only; the client gets the request id.
+    tracing::error!(endpoint = endpoint.id, request_id = %request_id, %error, "request failed");
+    let message = match status {
+        StatusCode::GATEWAY_TIMEOUT => "the query took too long and was stopped",
+        StatusCode::SERVICE_UNAVAILABLE => "the server is not able to run queries right now",
+        _ => "internal error",
+    };
+    error_json(status, message, Some(request_id))
 }
 
 fn next_link(uri: &Uri, page: Page, total: Option<u64>) -> Option<String> {
@@ -400,6 +721,12 @@ fn respond(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
+    if result.truncated {
+        headers.insert(
+            HeaderName::from_static("x-truncated"),
+            HeaderValue::from_static("true"),
+        );
+    }
     let body = match (window, format) {
         (Some(page), _) => {
             let next = next_link(uri, page, result.total);

@@ -5,23 +5,19 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use base64::Engine;
 use flapi::App;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-use common::{Reply, send, text_of};
+use common::{Reply, basic, mcp_client, send, text_of};
 
 mod fixture {
     flapi_macros::project!("tests/fixtures/auth");
@@ -105,14 +101,6 @@ fn es256(claims: &Value, kid: &str) -> String {
     header.kid = Some(kid.to_string());
     let key = EncodingKey::from_ec_pem(keys().es_private.as_bytes()).expect("EC key");
     jsonwebtoken::encode(&header, claims, &key).expect("sign ES256")
-}
-
-fn basic(user: &str) -> String {
-    let raw = format!("{user}:{user}-pw");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
 }
 
 fn bearer(token: &str) -> String {
@@ -285,24 +273,6 @@ async fn rest_role_matrix() {
 /// The fixture on a loopback socket, for rmcp's client.
 async fn serve(app: &App) -> String {
     common::listen(app.router.clone()).await
-}
-
-async fn mcp_client(
-    url: &str,
-    authorization: Option<&str>,
-) -> Result<RunningService<RoleClient, ()>, String> {
-    let mut headers = HashMap::new();
-    if let Some(value) = authorization {
-        headers.insert(
-            HeaderName::from_static("authorization"),
-            HeaderValue::from_str(value).expect("header value"),
-        );
-    }
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).custom_headers(headers);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// What a list should hold: `name` when the caller may use it, else nothing.

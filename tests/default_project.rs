@@ -79,7 +79,9 @@ fn orders() -> Vec<Order> {
 }
 
 fn app() -> flapi::App {
-    common::start_with(&PROJECT, DbOptions::for_project(&PROJECT))
+    let mut options = DbOptions::for_project(&PROJECT);
+    options.audit_file = Some(common::temp_audit_file());
+    common::start_with(&PROJECT, options)
 }
 
 fn ok(reply: &Reply) -> Value {

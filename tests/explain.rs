@@ -33,14 +33,7 @@ async fn explain_shows_the_plan_with_binds_and_runs_nothing() {
     let text = app
         .db
         .with_connection(move |connection, env| {
-            let spec = QuerySpec {
-                endpoint: numbers,
-                text: plan.text,
-                binds: &plan.binds,
-                page: None,
-                max_rows: None,
-                format: Format::Json,
-            };
+            let spec = QuerySpec::new(numbers, &plan, None, Format::Json);
             explain(connection, env, &spec)
         })
         .await
@@ -57,14 +50,7 @@ async fn explain_shows_the_plan_with_binds_and_runs_nothing() {
     let text = app
         .db
         .with_connection(move |connection, env| {
-            let spec = QuerySpec {
-                endpoint,
-                text: plan.text,
-                binds: &plan.binds,
-                page: None,
-                max_rows: None,
-                format: Format::Json,
-            };
+            let spec = QuerySpec::new(endpoint, &plan, None, Format::Json);
             explain(connection, env, &spec)
         })
         .await

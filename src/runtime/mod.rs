@@ -35,7 +35,56 @@ pub struct ProjectDef {
     pub mcp: McpDef,
     pub prompts: &'static [PromptDef],
     pub auth: AuthDef,
+    pub policy: PolicyDef,
     pub openapi_json: &'static str,
+}
+
+/// Audit, dry run (SPEC §8, §9).
+#[derive(Debug)]
+pub struct PolicyDef {
+    pub audit: Option<AuditDef>,
+    /// Roles that may use `_dryRun`.
+    pub dry_run_roles: RoleMask,
+    /// Anyone may dry-run (authentication is off).
+    pub dry_run_public: bool,
+}
+
+#[derive(Debug)]
+pub enum AuditSinkDef {
+    /// Relative paths resolve against the project folder.
+    File(&'static str),
+    Stdout,
+}
+
+/// `audit:` of flapi.yaml.
+#[derive(Debug)]
+pub struct AuditDef {
+    pub sink: AuditSinkDef,
+    pub fsync_always: bool,
+    pub fsync_interval_ms: u64,
+    /// Rotate above this size; 0: never.
+    pub max_file_bytes: u64,
+    /// Serve when a record cannot be written (default: refuse with 503).
+    pub fail_open: bool,
+    /// Argument names redacted besides the built-in secret names.
+    pub redact_arguments: &'static [&'static str],
+}
+
+/// `response:` of an endpoint: applies to REST and MCP alike.
+#[derive(Debug)]
+pub struct ShapingDef {
+    pub max_rows: Option<u64>,
+    pub redact: &'static [RedactDef],
+    /// Row count, column names and types, and no rows.
+    pub sample: bool,
+}
+
+#[derive(Debug)]
+pub struct RedactDef {
+    /// Output column, compared case-insensitively.
+    pub column: &'static str,
+    /// Roles that see the value.
+    pub unmask: RoleMask,
 }
 
 /// A set of roles of roles.yaml, one bit per role.
@@ -297,6 +346,8 @@ pub struct FieldDef {
     pub description: Option<&'static str>,
     /// The values of an `enum` field, for `completion/complete`.
     pub allowed_values: &'static [&'static str],
+    /// Redacted in the audit log.
+    pub sensitive: bool,
 }
 
 /// One SQL text of an endpoint; `?` marks every bound value.
@@ -305,6 +356,8 @@ pub struct SqlTextDef {
     pub sql: &'static str,
     /// `sql` wrapped in `LIMIT ? OFFSET ?` for paginated endpoints.
     pub paged_sql: Option<&'static str>,
+    /// `sql` wrapped in `LIMIT ?`: a row cap pushed into the query.
+    pub capped_sql: Option<&'static str>,
     pub count_sql: Option<&'static str>,
 }
 
@@ -336,6 +389,9 @@ pub struct EndpointDef {
     pub validate_sql_at_startup: bool,
     pub fields: &'static [FieldDef],
     pub texts: &'static [SqlTextDef],
+    pub shaping: ShapingDef,
+    /// Role checks and shaping are recorded as `would_deny`, not enforced.
+    pub shadow: bool,
     pub plan: PlanFn,
 }
 

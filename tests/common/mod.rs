@@ -40,10 +40,22 @@ impl Reply {
 pub fn fixture_options(project: &'static ProjectDef) -> DbOptions {
     let mut options = DbOptions::for_project(project);
     options.pool_size = 4;
+    if project.policy.audit.is_some() {
+        options.audit_file = Some(temp_audit_file());
+    }
     if !options.base_dir.is_dir() {
         options.base_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     }
     options
+}
+
+/// A fresh audit file path under the system temp folder, so tests running
+/// in parallel never share (or leave behind) a project's log.
+pub fn temp_audit_file() -> PathBuf {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random");
+    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::env::temp_dir().join(format!("flapi-test-audit-{name}.jsonl"))
 }
 
 pub fn start(project: &'static ProjectDef) -> App {
@@ -118,4 +130,36 @@ pub fn text_of(result: &rmcp::model::CallToolResult) -> String {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `Authorization: Basic` for a fixture user, whose password is `<name>-pw`.
+pub fn basic(user: &str) -> String {
+    use base64::Engine;
+    let raw = format!("{user}:{user}-pw");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// An `rmcp` client on `{url}/mcp`, sending `authorization` on every request.
+pub async fn mcp_client(
+    url: &str,
+    authorization: Option<&str>,
+) -> Result<rmcp::service::RunningService<rmcp::service::RoleClient, ()>, String> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut headers = std::collections::HashMap::new();
+    if let Some(value) = authorization {
+        headers.insert(
+            axum::http::HeaderName::from_static("authorization"),
+            axum::http::HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp")).custom_headers(headers);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .map_err(|e| e.to_string())
 }

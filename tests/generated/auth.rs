@@ -369,9 +369,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT * FROM (VALUES (1, 'login')) AS a(id, event)",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT * FROM (VALUES (1, 'login')) AS a(id, event)
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: AuditArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -399,9 +410,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT 'Be kind.' AS rule",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT 'Be kind.' AS rule
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: HandbookArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -434,9 +456,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT 'auth fixture' AS name",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT 'auth fixture' AS name
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: InfoArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -469,9 +502,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT 'auth fixture' AS name",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT 'auth fixture' AS name
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: NobodyArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -507,9 +551,23 @@ FROM (VALUES ('alice', 'a1'), ('alice', 'a2'), ('bob', 'b1'), ('dave', 'd1'), ('
 WHERE owner = ?
 ORDER BY note"#,
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT owner, note
+FROM (VALUES ('alice', 'a1'), ('alice', 'a2'), ('bob', 'b1'), ('dave', 'd1'), ('jwt-user', 'j1')) AS n(owner, note)
+WHERE owner = ?
+ORDER BY note
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: NotesArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -542,9 +600,20 @@ ORDER BY note"#,
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT * FROM (VALUES (1, 'Q1'), (2, 'Q2')) AS r(id, title) ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT * FROM (VALUES (1, 'Q1'), (2, 'Q2')) AS r(id, title) ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: ReportsArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -577,9 +646,20 @@ ORDER BY note"#,
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT * FROM (VALUES ('Q1', 100), ('Q2', 250)) AS r(quarter, amount) ORDER BY quarter",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT * FROM (VALUES ('Q1', 100), ('Q2', 250)) AS r(quarter, amount) ORDER BY quarter
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: RevenueArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -612,9 +692,20 @@ ORDER BY note"#,
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT * FROM (VALUES ('alice'), ('bob')) AS u(username) ORDER BY username",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT * FROM (VALUES ('alice'), ('bob')) AS u(username) ORDER BY username
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: UsersArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -639,9 +730,21 @@ ORDER BY note"#,
                     sql: r#"SELECT ? AS sub, ? AS kind, ? AS roles,
        ? AS email, ? AS tenant"#,
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT ? AS sub, ? AS kind, ? AS roles,
+       ? AS email, ? AS tenant
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: WhoamiArgs::plan_request,
         },
     ],
@@ -775,6 +878,11 @@ ORDER BY note"#,
             jwks_min_refresh_seconds: 30u64,
         }),
         cache_seconds: 60u64,
+    },
+    policy: ::flapi::runtime::PolicyDef {
+        audit: ::core::option::Option::None,
+        dry_run_roles: 0u64,
+        dry_run_public: false,
     },
     openapi_json: r#"{
   "components": {

@@ -781,15 +781,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "boolean",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE active = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE active = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: BooleanArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -816,15 +828,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "date",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE born = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE born = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: DateArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -851,15 +875,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "double",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE score = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE score = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: DoubleArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -886,15 +922,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "email",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE email = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE email = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: EmailArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -921,15 +969,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "enum",
                     description: ::core::option::Option::None,
                     allowed_values: &["red", "green", "blue"],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE color = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE color = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: EnumArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -956,15 +1016,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE name = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE name = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: HeaderArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -991,15 +1063,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "int",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE age = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE age = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: IntArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1026,15 +1110,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE name LIKE ('%' || ? || '%') ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE name LIKE ('%' || ? || '%') ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: LikeArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1061,15 +1157,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE name = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE name = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: PathArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1096,15 +1204,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE name = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE name = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: RegexArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1131,15 +1251,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE name = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE name = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: StringArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1166,15 +1298,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "time",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE wake = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE wake = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: TimeArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1201,15 +1345,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "timestamp",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE seen = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE seen = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: TimestampArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1236,15 +1392,27 @@ CREATE TABLE canary AS SELECT 42 AS v;
                     type_name: "uuid",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT id, name FROM people WHERE uid = ? ORDER BY id",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT id, name FROM people WHERE uid = ? ORDER BY id
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: UuidArgs::plan_request,
         },
     ],
@@ -1263,6 +1431,11 @@ CREATE TABLE canary AS SELECT 42 AS v;
         users: &[],
         jwt: ::core::option::Option::None,
         cache_seconds: 60u64,
+    },
+    policy: ::flapi::runtime::PolicyDef {
+        audit: ::core::option::Option::None,
+        dry_run_roles: 0u64,
+        dry_run_public: false,
     },
     openapi_json: r#"{
   "info": {

@@ -510,15 +510,27 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT CAST(? AS INTEGER) AS n",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT CAST(? AS INTEGER) AS n
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: BrokenArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -548,9 +560,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT * FROM (VALUES ('red', 1), ('green', 2), ('blue', 3)) AS t(name, rank) ORDER BY rank",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT * FROM (VALUES ('red', 1), ('green', 2), ('blue', 3)) AS t(name, rank) ORDER BY rank
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: ColorsArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -595,15 +618,27 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                     type_name: "int",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT i FROM range(?) AS t(i) ORDER BY i",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT i FROM range(?) AS t(i) ORDER BY i
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: NumbersArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -654,6 +689,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
 SELECT i FROM range(25) AS t(i) ORDER BY i
 ) AS flapi_page LIMIT ? OFFSET ?"#,
                     ),
+                    capped_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::Some(
                         r#"SELECT count(*) AS total_count FROM (
 SELECT i FROM range(25) AS t(i) ORDER BY i
@@ -661,6 +697,12 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     ),
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: PagesArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -693,9 +735,20 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 = 17",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 = 17
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: SlowArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -786,6 +839,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "int",
                     description: ::core::option::Option::Some("A whole number."),
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "x",
@@ -794,6 +848,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "double",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "flag",
@@ -802,6 +857,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "boolean",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "code",
@@ -810,6 +866,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "color",
@@ -818,6 +875,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "enum",
                     description: ::core::option::Option::None,
                     allowed_values: &["red", "green", "blue"],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "day",
@@ -826,6 +884,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "date",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "at",
@@ -834,6 +893,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "time",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "ts",
@@ -842,6 +902,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "timestamp",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "id",
@@ -850,6 +911,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "uuid",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
                 ::flapi::runtime::FieldDef {
                     name: "mail",
@@ -858,6 +920,7 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
                     type_name: "email",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
@@ -873,9 +936,29 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
        CAST(? AS UUID) AS id,
        CAST(? AS VARCHAR) AS mail"#,
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT CAST(? AS BIGINT) AS i,
+       CAST(? AS DOUBLE) AS x,
+       CAST(? AS BOOLEAN) AS flag,
+       CAST(? AS VARCHAR) AS code,
+       CAST(? AS VARCHAR) AS color,
+       CAST(? AS DATE) AS day,
+       CAST(? AS TIME) AS at,
+       CAST(? AS TIMESTAMP) AS ts,
+       CAST(? AS UUID) AS id,
+       CAST(? AS VARCHAR) AS mail
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: TypedArgs::plan_request,
         },
     ],
@@ -934,6 +1017,11 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
         users: &[],
         jwt: ::core::option::Option::None,
         cache_seconds: 60u64,
+    },
+    policy: ::flapi::runtime::PolicyDef {
+        audit: ::core::option::Option::None,
+        dry_run_roles: 0u64,
+        dry_run_public: false,
     },
     openapi_json: r#"{
   "info": {

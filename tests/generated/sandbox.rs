@@ -149,9 +149,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT 42 AS answer",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT 42 AS answer
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: OkArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -180,15 +191,23 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                     type_name: "string",
                     description: ::core::option::Option::None,
                     allowed_values: &[],
+                    sensitive: false,
                 },
             ],
             texts: &[
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT count(*) AS lines FROM read_text(?)",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::None,
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: ReadArgs::plan_request,
         },
     ],
@@ -207,6 +226,11 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         users: &[],
         jwt: ::core::option::Option::None,
         cache_seconds: 60u64,
+    },
+    policy: ::flapi::runtime::PolicyDef {
+        audit: ::core::option::Option::None,
+        dry_run_roles: 0u64,
+        dry_run_public: false,
     },
     openapi_json: r#"{
   "info": {

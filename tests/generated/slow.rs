@@ -127,9 +127,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT 1 AS one",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT 1 AS one
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: FastArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -155,9 +166,20 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
                 ::flapi::runtime::SqlTextDef {
                     sql: "SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 = 17",
                     paged_sql: ::core::option::Option::None,
+                    capped_sql: ::core::option::Option::Some(
+                        r#"SELECT * FROM (
+SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 = 17
+) AS flapi_rows LIMIT ?"#,
+                    ),
                     count_sql: ::core::option::Option::None,
                 },
             ],
+            shaping: ::flapi::runtime::ShapingDef {
+                max_rows: ::core::option::Option::None,
+                redact: &[],
+                sample: false,
+            },
+            shadow: false,
             plan: SlowArgs::plan_request,
         },
     ],
@@ -176,6 +198,11 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
         users: &[],
         jwt: ::core::option::Option::None,
         cache_seconds: 60u64,
+    },
+    policy: ::flapi::runtime::PolicyDef {
+        audit: ::core::option::Option::None,
+        dry_run_roles: 0u64,
+        dry_run_public: false,
     },
     openapi_json: r#"{
   "info": {

@@ -12,9 +12,10 @@ if ! "$venv/bin/python" -c 'import mcp' 2>/dev/null; then
 fi
 bin=${CARGO_TARGET_DIR:-$root/target}/release/flapi
 log=$(mktemp)
-"$bin" serve --port 0 --log-format text 2>"$log" &
+audit=$(mktemp -d)
+"$bin" serve --port 0 --log-format text --audit-file "$audit/audit.jsonl" 2>"$log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $pid 2>/dev/null || true; rm -rf "$log" "$audit"' EXIT
 # The server logs its address once it accepts connections.
 url=$(timeout 60 tail -n +1 -f "$log" | grep -m1 -o 'http://127\.0\.0\.1:[0-9]*' || true)
 if [ -z "$url" ]; then
@@ -23,3 +24,5 @@ if [ -z "$url" ]; then
   exit 1
 fi
 "$venv/bin/python" "$root/tests/python/mcp_client.py" "$url/mcp"
+# Every MCP message of the run was audited, in one intact hash chain.
+"$bin" audit verify "$audit/audit.jsonl"

@@ -170,7 +170,9 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
                     check_read_only(&sql, input, diags);
                 }
                 let index = template.texts.len();
-                template.texts.push(sql_text(&sql, input.paginate));
+                template
+                    .texts
+                    .push(sql_text(&sql, input.paginate, input.check_sql));
                 text_index.insert(sql, index);
                 index
             }
@@ -194,14 +196,22 @@ fn normalise(sql: &str) -> String {
     text.to_string()
 }
 
-fn sql_text(sql: &str, paginate: bool) -> SqlText {
+/// `checked`: the text is known to be one SELECT (checked at build time),
+/// so it can be wrapped; an unchecked text is run as written.
+fn sql_text(sql: &str, paginate: bool, checked: bool) -> SqlText {
     SqlText {
         sql: sql.to_string(),
         paged_sql: paginate
             .then(|| format!("SELECT * FROM (\n{sql}\n) AS flapi_page LIMIT ? OFFSET ?")),
-        count_sql: paginate
-            .then(|| format!("SELECT count(*) AS total_count FROM (\n{sql}\n) AS flapi_page")),
+        capped_sql: (!paginate && checked)
+            .then(|| format!("SELECT * FROM (\n{sql}\n) AS flapi_rows LIMIT ?")),
+        count_sql: paginate.then(|| count_sql(sql)),
     }
+}
+
+/// The number of rows `sql` returns, without returning them.
+pub fn count_sql(sql: &str) -> String {
+    format!("SELECT count(*) AS total_count FROM (\n{sql}\n) AS flapi_page")
 }
 
 fn check_read_only(sql: &str, input: &TemplateInput<'_>, diags: &mut Diagnostics) {

@@ -6,8 +6,8 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::model::{
-    Access, AuthKey, AuthSettings, BindSource, DimValue, Dimension, Endpoint, Field, FieldIn,
-    FieldType, KeySource, Password, Project, Prompt, PromptPart, SqlValidation,
+    Access, AuditSink, AuthKey, AuthSettings, BindSource, DimValue, Dimension, Endpoint, Field,
+    FieldIn, FieldType, KeySource, Password, Policy, Project, Prompt, PromptPart, SqlValidation,
 };
 
 pub struct EmitOptions {
@@ -535,14 +535,28 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             _ => &[],
         };
         let description = opt_str(f.description.as_deref());
-        quote!(::flapi::runtime::FieldDef { name: #name, location: #location, required: #required, type_name: #ty, description: #description, allowed_values: &[#(#values),*] })
+        let sensitive = f.sensitive;
+        quote!(::flapi::runtime::FieldDef { name: #name, location: #location, required: #required, type_name: #ty, description: #description, allowed_values: &[#(#values),*], sensitive: #sensitive })
     });
     let texts = endpoint.template.texts.iter().map(|t| {
         let sql = text(&t.sql);
         let paged = opt_str(t.paged_sql.as_deref());
+        let capped = opt_str(t.capped_sql.as_deref());
         let count = opt_str(t.count_sql.as_deref());
-        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, count_sql: #count })
+        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, capped_sql: #capped, count_sql: #count })
     });
+    let shaping = {
+        let s = &endpoint.shaping;
+        let max_rows = opt(s.max_rows);
+        let sample = s.sample;
+        let redact = s.redact.iter().map(|r| {
+            let column = &r.column;
+            let unmask = r.unmask;
+            quote!(::flapi::runtime::RedactDef { column: #column, unmask: #unmask })
+        });
+        quote!(::flapi::runtime::ShapingDef { max_rows: #max_rows, redact: &[#(#redact),*], sample: #sample })
+    };
+    let shadow = endpoint.shadow;
     let def = quote! {
         ::flapi::runtime::EndpointDef {
             id: #id,
@@ -562,6 +576,8 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             validate_sql_at_startup: #startup,
             fields: &[#(#field_defs),*],
             texts: &[#(#texts),*],
+            shaping: #shaping,
+            shadow: #shadow,
             plan: #args::plan_request,
         }
     };
@@ -821,6 +837,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     let project_doc = format!("The compiled project `{name}`: its settings, routes and SQL.");
     let openapi_json = text(openapi_json);
     let (auth_items, auth_def) = emit_auth(&project.auth);
+    let policy_def = emit_policy(&project.policy);
     quote! {
         #tracking
 
@@ -858,7 +875,37 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             },
             prompts: &[#(#prompts),*],
             auth: #auth_def,
+            policy: #policy_def,
             openapi_json: #openapi_json,
         };
     }
+}
+
+fn emit_policy(policy: &Policy) -> TokenStream {
+    let audit = opt(policy.audit.as_ref().map(|a| {
+        let sink = match &a.sink {
+            AuditSink::File(path) => quote!(::flapi::runtime::AuditSinkDef::File(#path)),
+            AuditSink::Stdout => quote!(::flapi::runtime::AuditSinkDef::Stdout),
+        };
+        let fsync_always = a.fsync_always;
+        let interval = a.fsync_interval_ms;
+        let max_bytes = a.max_file_bytes;
+        let fail_open = a.fail_open;
+        let names = &a.redact_arguments;
+        quote!(::flapi::runtime::AuditDef {
+            sink: #sink,
+            fsync_always: #fsync_always,
+            fsync_interval_ms: #interval,
+            max_file_bytes: #max_bytes,
+            fail_open: #fail_open,
+            redact_arguments: &[#(#names),*],
+        })
+    }));
+    let roles = policy.dry_run_roles;
+    let public = policy.dry_run_public;
+    quote!(::flapi::runtime::PolicyDef {
+        audit: #audit,
+        dry_run_roles: #roles,
+        dry_run_public: #public,
+    })
 }

@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod model;
 pub mod mustache;
 pub mod openapi;
+pub mod policy;
 pub mod raw;
 pub mod resolve;
 pub mod sqlcheck;

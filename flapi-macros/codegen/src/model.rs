@@ -21,6 +21,8 @@ pub struct Project {
     pub mcp: McpSettings,
     pub prompts: Vec<Prompt>,
     pub auth: AuthSettings,
+    /// Audit, dry run and shadow mode (SPEC §8, §9).
+    pub policy: Policy,
     /// Every file the build read, for rebuild tracking.
     pub files_read: Vec<PathBuf>,
     /// A stable hash of those files' contents, shown by `flapi --version`.
@@ -190,6 +192,8 @@ pub struct Field {
     pub default: Option<String>,
     pub ty: FieldType,
     pub description: Option<String>,
+    /// `sensitive: true`: the value is redacted in the audit log.
+    pub sensitive: bool,
 }
 
 impl Field {
@@ -232,6 +236,10 @@ pub struct Endpoint {
     pub strict_fields: bool,
     pub sql_validation: SqlValidation,
     pub template: CompiledTemplate,
+    /// `response:` (max rows, redaction, sample), REST and MCP alike.
+    pub shaping: Shaping,
+    /// Policy denials are recorded as `would_deny` and not enforced.
+    pub shadow: bool,
 }
 
 impl Endpoint {
@@ -398,6 +406,9 @@ pub struct SqlText {
     pub sql: String,
     /// `sql` wrapped with `LIMIT ? OFFSET ?` (two extra binds at the end).
     pub paged_sql: Option<String>,
+    /// `sql` wrapped with `LIMIT ?` (one extra bind): row caps are pushed
+    /// into the query, so no more than cap+1 rows are ever read.
+    pub capped_sql: Option<String>,
     pub count_sql: Option<String>,
 }
 
@@ -406,4 +417,51 @@ pub struct CompiledTemplate {
     pub dimensions: Vec<Dimension>,
     pub texts: Vec<SqlText>,
     pub variants: Vec<Variant>,
+}
+
+/// `response:` of an endpoint (or its `mcp-tool`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shaping {
+    pub max_rows: Option<u64>,
+    pub redact: Vec<Redaction>,
+    /// Row count, column names and types only.
+    pub sample: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redaction {
+    /// Output column name, compared case-insensitively.
+    pub column: String,
+    /// Roles that see the value.
+    pub unmask: RoleMask,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditSink {
+    File(String),
+    Stdout,
+}
+
+/// `audit:` of flapi.yaml, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSettings {
+    pub sink: AuditSink,
+    /// fsync before each response; otherwise at most every `fsync_interval_ms`.
+    pub fsync_always: bool,
+    pub fsync_interval_ms: u64,
+    /// Rotate the file above this size (0: never).
+    pub max_file_bytes: u64,
+    /// Serve even when a record cannot be written (default: 503).
+    pub fail_open: bool,
+    /// Argument names redacted besides the built-in secret names.
+    pub redact_arguments: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    pub audit: Option<AuditSettings>,
+    /// Roles allowed to use `_dryRun`.
+    pub dry_run_roles: RoleMask,
+    /// Everyone may dry-run (only when authentication is off).
+    pub dry_run_public: bool,
 }

@@ -12,7 +12,7 @@ use crate::yaml::{
 
 /// Keys of `flapi.yaml` that flAPI documents and later versions of flapi
 /// implement; until then they are an explicit build error.
-pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &["cors", "rate-limit", "audit", "enforce-https"];
+pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &["cors", "rate-limit", "enforce-https"];
 pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &["rate-limit", "operation", "cache"];
 
 #[derive(Debug, Default)]
@@ -29,6 +29,41 @@ pub struct RawProject {
     pub pagination: RawPagination,
     pub mcp: RawMcp,
     pub auth: Option<RawAuth>,
+    pub audit: Option<RawAudit>,
+    pub dry_run_roles: Option<Vec<Sp<String>>>,
+    pub dry_run_public: Option<Sp<bool>>,
+    pub enforcement: Option<Sp<String>>,
+}
+
+/// `audit:` in flapi.yaml.
+#[derive(Debug, Default)]
+pub struct RawAudit {
+    pub loc: Location,
+    pub enabled: Option<Sp<bool>>,
+    pub sink: Option<Sp<String>>,
+    pub path: Option<Sp<String>>,
+    pub fsync: Option<Sp<String>>,
+    pub fsync_interval_ms: Option<Sp<i64>>,
+    pub max_file_bytes: Option<Sp<i64>>,
+    pub on_failure: Option<Sp<String>>,
+    pub redact_arguments: Vec<Sp<String>>,
+}
+
+/// `response:` of an endpoint or of its `mcp-tool`.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub loc: Location,
+    pub max_rows: Option<Sp<i64>>,
+    pub redact_columns: Vec<RawRedact>,
+    pub unmask_roles: Option<Vec<Sp<String>>>,
+    pub sample: Option<Sp<bool>>,
+}
+
+/// One `redact-columns` entry: a name, or `{column, unmask-roles}`.
+#[derive(Debug)]
+pub struct RawRedact {
+    pub column: Sp<String>,
+    pub unmask_roles: Option<Vec<Sp<String>>>,
 }
 
 /// `mcp:` in flapi.yaml.
@@ -40,6 +75,7 @@ pub struct RawMcp {
     pub allowed_origins: Vec<Sp<String>>,
     pub max_rows: Option<Sp<i64>>,
     pub auth: Option<RawAuth>,
+    pub enforcement: Option<Sp<String>>,
 }
 
 /// `mcp-tool:` on an endpoint.
@@ -51,6 +87,8 @@ pub struct RawTool {
     pub description: Option<Sp<String>>,
     pub result_mime_type: Option<Sp<String>>,
     pub allowed_roles: Option<Vec<Sp<String>>>,
+    pub response: Option<RawResponse>,
+    pub enforcement: Option<Sp<String>>,
 }
 
 /// `mcp-resource:` on an endpoint.
@@ -127,6 +165,8 @@ pub struct RawEndpoint {
     pub mcp_prompt: Option<RawPrompt>,
     pub allowed_roles: Option<Vec<Sp<String>>>,
     pub auth: Option<RawAuth>,
+    pub response: Option<RawResponse>,
+    pub enforcement: Option<Sp<String>>,
 }
 
 #[derive(Debug)]
@@ -138,6 +178,7 @@ pub struct RawField {
     pub description: Option<Sp<String>>,
     pub required: Option<Sp<bool>>,
     pub default: Option<Sp<String>>,
+    pub sensitive: Option<Sp<bool>>,
     pub validators: Vec<RawValidator>,
 }
 
@@ -179,6 +220,9 @@ const PROJECT_KEYS: &[&str] = &[
     "mcp",
     "audit",
     "enforce-https",
+    "dry-run-roles",
+    "dry-run-public",
+    "enforcement",
 ];
 
 pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawProject {
@@ -250,6 +294,12 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
     if let Some(node) = map.take("auth") {
         project.auth = load_auth(node, "auth", AuthScope::Project, diags);
     }
+    if let Some(node) = map.take("audit") {
+        project.audit = load_audit(node, diags);
+    }
+    project.dry_run_roles = roles_list(&mut map, "dry-run-roles", diags);
+    project.dry_run_public = opt(&mut map, "dry-run-public", diags, expect_bool);
+    project.enforcement = opt(&mut map, "enforcement", diags, expect_str);
 
     map.reject_unsupported(UNSUPPORTED_PROJECT_KEYS, diags);
     map.finish(PROJECT_KEYS, diags);
@@ -264,6 +314,7 @@ const MCP_KEYS: &[&str] = &[
     "allowed-origins",
     "max-rows",
     "auth",
+    "enforcement",
 ];
 
 fn load_mcp(node: &Node, diags: &mut Diagnostics) -> RawMcp {
@@ -280,6 +331,7 @@ fn load_mcp(node: &Node, diags: &mut Diagnostics) -> RawMcp {
         mcp.allowed_origins = expect_str_list(list, "mcp.allowed-origins", diags);
     }
     mcp.max_rows = opt(&mut map, "max-rows", diags, expect_int);
+    mcp.enforcement = opt(&mut map, "enforcement", diags, expect_str);
     // flAPI's `enabled` (MCP is always served alongside REST here) and
     // `port`/`host` (one listener) are accepted only with their meaning.
     if let Some(enabled) = opt(&mut map, "enabled", diags, expect_bool)
@@ -378,6 +430,8 @@ const ENDPOINT_KEYS: &[&str] = &[
     "mcp-prompt",
     "allowed-roles",
     "auth",
+    "response",
+    "enforcement",
     "rate-limit",
     "operation",
     "cache",
@@ -402,7 +456,13 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
         mcp_prompt: None,
         allowed_roles: None,
         auth: None,
+        response: None,
+        enforcement: None,
     };
+    endpoint.enforcement = opt(&mut map, "enforcement", diags, expect_str);
+    if let Some(node) = map.take("response") {
+        endpoint.response = load_response(node, "response", diags);
+    }
     endpoint.allowed_roles = roles_list(&mut map, "allowed-roles", diags);
     if let Some(node) = map.take("auth") {
         endpoint.auth = load_auth(node, "auth", AuthScope::Endpoint, diags);
@@ -445,6 +505,7 @@ const TOOL_KEYS: &[&str] = &[
     "result-mime-type",
     "allowed-roles",
     "response",
+    "enforcement",
     "rate-limit",
 ];
 
@@ -457,8 +518,12 @@ fn load_tool(node: &Node, diags: &mut Diagnostics) -> Option<RawTool> {
         description: opt(&mut map, "description", diags, expect_str),
         result_mime_type: opt(&mut map, "result-mime-type", diags, expect_str),
         allowed_roles: roles_list(&mut map, "allowed-roles", diags),
+        response: map
+            .take("response")
+            .and_then(|node| load_response(node, "mcp-tool.response", diags)),
+        enforcement: opt(&mut map, "enforcement", diags, expect_str),
     };
-    map.reject_unsupported(&["response", "rate-limit"], diags);
+    map.reject_unsupported(&["rate-limit"], diags);
     map.finish(TOOL_KEYS, diags);
     Some(tool)
 }
@@ -550,6 +615,7 @@ const FIELD_KEYS: &[&str] = &[
     "description",
     "required",
     "default",
+    "sensitive",
     "validators",
 ];
 
@@ -563,6 +629,7 @@ fn load_field(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<RawFie
         description: opt(&mut map, "description", diags, expect_str),
         required: opt(&mut map, "required", diags, expect_bool),
         default: opt(&mut map, "default", diags, expect_scalar_text),
+        sensitive: opt(&mut map, "sensitive", diags, expect_bool),
         validators: Vec::new(),
     };
     if let Some(list) = map.take("validators") {
@@ -1000,4 +1067,84 @@ pub fn load_roles(root: &Node, diags: &mut Diagnostics) -> RawRoles {
     }
     map.finish(&["roles", "users"], diags);
     out
+}
+
+const AUDIT_KEYS: &[&str] = &[
+    "enabled",
+    "sink",
+    "path",
+    "fsync",
+    "fsync-interval-ms",
+    "max-file-bytes",
+    "on-failure",
+    "redact-arguments",
+];
+
+fn load_audit(node: &Node, diags: &mut Diagnostics) -> Option<RawAudit> {
+    let mut map = MapReader::new(node, "audit", diags)?;
+    let mut audit = RawAudit {
+        loc: node.loc.clone(),
+        enabled: opt(&mut map, "enabled", diags, expect_bool),
+        sink: opt(&mut map, "sink", diags, expect_str),
+        path: opt(&mut map, "path", diags, expect_str),
+        fsync: opt(&mut map, "fsync", diags, expect_str),
+        fsync_interval_ms: opt(&mut map, "fsync-interval-ms", diags, expect_int),
+        max_file_bytes: opt(&mut map, "max-file-bytes", diags, expect_int),
+        on_failure: opt(&mut map, "on-failure", diags, expect_str),
+        redact_arguments: Vec::new(),
+    };
+    if let Some(list) = map.take("redact-arguments") {
+        audit.redact_arguments = expect_str_list(list, "audit.redact-arguments", diags);
+    }
+    map.finish(AUDIT_KEYS, diags);
+    Some(audit)
+}
+
+const RESPONSE_KEYS: &[&str] = &["max-rows", "redact-columns", "unmask-roles", "sample"];
+
+fn load_response(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<RawResponse> {
+    let mut map = MapReader::new(node, path, diags)?;
+    let mut response = RawResponse {
+        loc: node.loc.clone(),
+        max_rows: opt(&mut map, "max-rows", diags, expect_int),
+        redact_columns: Vec::new(),
+        unmask_roles: roles_list(&mut map, "unmask-roles", diags),
+        sample: opt(&mut map, "sample", diags, expect_bool),
+    };
+    let list_path = yaml::join(path, "redact-columns");
+    if let Some(list) = map.take("redact-columns")
+        && let Some(items) = expect_seq(list, &list_path, diags)
+    {
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{list_path}[{i}]");
+            // A column name, or `{column: ssn, unmask-roles: [admin]}`.
+            if let Kind::Str(name) = &item.kind {
+                response.redact_columns.push(RawRedact {
+                    column: Sp::new(name.clone(), item.loc.clone()),
+                    unmask_roles: None,
+                });
+                continue;
+            }
+            let Some(mut entry) = MapReader::new(item, &item_path, diags) else {
+                continue;
+            };
+            let column = opt(&mut entry, "column", diags, expect_str);
+            let unmask_roles = roles_list(&mut entry, "unmask-roles", diags);
+            entry.finish(&["column", "unmask-roles"], diags);
+            match column {
+                Some(column) => response.redact_columns.push(RawRedact {
+                    column,
+                    unmask_roles,
+                }),
+                None => diags.error(
+                    &item.loc,
+                    item_path,
+                    "a `redact-columns` entry needs a `column`",
+                    Some("write the column name, or `{column: ssn, unmask-roles: [admin]}`".into()),
+                ),
+            }
+        }
+    }
+    map.finish(RESPONSE_KEYS, diags);
+    Some(response)
 }

@@ -16,6 +16,7 @@ use crate::model::{
     FieldType, Project, SqlValidation,
 };
 use crate::mustache::{self, SourceMap};
+use crate::policy;
 use crate::raw::{RawEndpoint, RawField, RawProject, RawRoles, RawValidator};
 use crate::values;
 use crate::yaml::Sp;
@@ -216,6 +217,7 @@ pub fn resolve_project(
             named.push((raw_resource.loc.clone(), resolved.len()));
         }
         resolve_access(raw_endpoint, &mut endpoint, &auth, diags);
+        policy::resolve_endpoint(raw, raw_endpoint, &mut endpoint, &auth, diags);
         let count = ids.entry(endpoint.id.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -231,6 +233,7 @@ pub fn resolve_project(
     let by_prompt: Vec<(Location, &crate::model::Prompt)> =
         prompt_locs.iter().cloned().zip(prompts.iter()).collect();
     mcp::check_unique_names(&by_endpoint, &by_prompt, diags);
+    let policy = policy::resolve_project(raw, &auth, diags);
 
     Project {
         name,
@@ -251,6 +254,7 @@ pub fn resolve_project(
         mcp,
         prompts,
         auth,
+        policy,
         files_read,
         source_hash: String::new(),
     }
@@ -776,6 +780,8 @@ fn resolve_endpoint(
             .unwrap_or(false),
         sql_validation,
         template,
+        shaping: Default::default(),
+        shadow: false,
     })
 }
 
@@ -889,6 +895,7 @@ fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Opt
         default,
         ty,
         description: raw.description.as_ref().map(|d| d.value.clone()),
+        sensitive: raw.sensitive.as_ref().is_some_and(|s| s.value),
     })
 }
 

@@ -86,7 +86,7 @@ fn unknown_key_in_flapi_yaml_and_unsupported_key() {
     let d = diagnose(&[
         (
             "flapi.yaml",
-            "project-name: x\nprojct-description: y\naudit:\n  enabled: true\n",
+            "project-name: x\nprojct-description: y\ncors:\n  allow-origins: ['*']\n",
         ),
         ("sqls/a.yaml", &endpoint("a.sql", "")),
         ("sqls/a.sql", "SELECT 1"),
@@ -99,7 +99,7 @@ fn unknown_key_in_flapi_yaml_and_unsupported_key() {
     );
     assert!(
         all.iter()
-            .any(|d| d.location.line == 3 && d.message.contains("`audit` is not supported yet")),
+            .any(|d| d.location.line == 3 && d.message.contains("`cors` is not supported yet")),
         "{all:#?}"
     );
 }

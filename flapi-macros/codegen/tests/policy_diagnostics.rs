@@ -1,0 +1,239 @@
+//! Audit, dry run, shadow mode and response shaping settings (SPEC §8–§10)
+//! at build time. The redaction fixtures under `fixtures/redaction/` hold
+//! one project per way a redacted column could slip past masking by name
+//! (alias, expression, struct, list, JSON, renaming subquery), each with
+//! the diagnostics it must produce in `expected.txt`; `clean` must build.
+
+use std::path::{Path, PathBuf};
+
+mod common;
+
+use flapi_codegen::{Diagnostic, Severity, load};
+
+fn fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redaction");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("redaction fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn rendered(dir: &Path) -> String {
+    let diagnostics = match load(dir) {
+        Ok((_, warnings)) => warnings,
+        Err(diagnostics) => diagnostics,
+    };
+    diagnostics
+        .iter()
+        .map(|d| format!("{d}\n"))
+        .collect::<String>()
+}
+
+#[test]
+fn every_redaction_bypass_shape_fails_the_build_where_the_column_is_listed() {
+    let dirs = fixtures();
+    let names: Vec<String> = dirs
+        .iter()
+        .map(|d| d.file_name().unwrap_or_default().to_string_lossy().into())
+        .collect();
+    for shape in [
+        "alias",
+        "expression",
+        "struct",
+        "list",
+        "json",
+        "subquery",
+        "clean",
+    ] {
+        assert!(
+            names.iter().any(|n| n == shape),
+            "fixture `{shape}` is missing"
+        );
+    }
+    for dir in dirs {
+        let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
+        let builds = load(&dir).is_ok();
+        assert_eq!(
+            builds,
+            expected.trim().is_empty(),
+            "{}: builds = {builds}",
+            dir.display()
+        );
+        assert_eq!(rendered(&dir), expected, "{}", dir.display());
+    }
+}
+
+const CONFIG: &str = "project-name: fixture\nconnections:\n  main: {}\n";
+
+fn diagnose(files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    let dir = common::project(files);
+    match load(dir.path()) {
+        Ok((_, warnings)) => warnings,
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+fn lines(diagnostics: &[Diagnostic]) -> Vec<(Severity, String, u64, u64, String)> {
+    diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.severity,
+                d.location.file.display().to_string(),
+                d.location.line,
+                d.location.column,
+                d.message.clone(),
+            )
+        })
+        .collect()
+}
+
+fn endpoint(extra: &str) -> String {
+    format!("url-path: /items\ntemplate-source: a.sql\nconnection: [main]\n{extra}")
+}
+
+#[test]
+fn a_redacted_column_selected_unchanged_builds_and_other_columns_are_free() {
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/a.yaml",
+            &endpoint("response:\n  redact-columns: [ssn]\n  max-rows: 10\n"),
+        ),
+        (
+            "sqls/a.sql",
+            "SELECT id, upper(name) AS name, ssn, {'id': id} AS s FROM (SELECT 1 AS id, 'a' AS name, 'x' AS ssn) t",
+        ),
+    ]);
+    assert!(d.is_empty(), "{d:#?}");
+}
+
+#[test]
+fn a_redacted_column_in_every_variant_of_a_template_is_checked() {
+    // Only the variant with the optional section renames the column.
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/a.yaml",
+            &endpoint(
+                "request:\n  - field-name: raw\n    field-in: query\n    validators:\n      - type: boolean\nresponse:\n  redact-columns: [ssn]\n",
+            ),
+        ),
+        (
+            "sqls/a.sql",
+            "SELECT id{{#params.raw}}, ssn AS plain{{/params.raw}} FROM people",
+        ),
+    ]);
+    let found = lines(&d);
+    assert_eq!(found.len(), 1, "{d:#?}");
+    assert_eq!(found[0].0, Severity::Error);
+    assert_eq!((found[0].1.as_str(), found[0].2), ("sqls/a.yaml", 10));
+    assert!(
+        found[0].4.contains("`plain` under another name"),
+        "{}",
+        found[0].4
+    );
+}
+
+#[test]
+fn redaction_needs_sql_checked_at_build_time() {
+    let d = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        (
+            "sqls/a.yaml",
+            &endpoint("sql-validation: startup\nresponse:\n  redact-columns: [ssn]\n"),
+        ),
+        ("sqls/a.sql", "SELECT 'x' AS ssn"),
+    ]);
+    let found = lines(&d);
+    assert_eq!(found.len(), 1, "{d:#?}");
+    assert_eq!((found[0].2, found[0].3), (6, 20));
+    assert!(found[0].4.contains("sql-validation: startup"));
+}
+
+#[test]
+fn shaping_and_policy_settings_are_checked() {
+    let config = "project-name: fixture\nconnections:\n  main: {}\nenforcement: loose\naudit:\n  fsync: sometimes\n  on-failure: maybe\nmcp:\n  enforcement: shadow\n";
+    let d = diagnose(&[
+        ("flapi.yaml", config),
+        (
+            "sqls/a.yaml",
+            &endpoint(
+                "response:\n  max-rows: 0\n  unmask-roles: [admin]\n  redact-columns:\n    - {unmask-roles: [admin]}\n",
+            ),
+        ),
+        ("sqls/a.sql", "SELECT 1 AS id"),
+    ]);
+    let messages: Vec<(String, u64, String)> = lines(&d)
+        .into_iter()
+        .filter(|l| l.0 == Severity::Error)
+        .map(|l| (l.1, l.2, l.4))
+        .collect();
+    let expect = [
+        ("flapi.yaml", 4, "unknown enforcement `loose`"),
+        // A block mapping's position is its first key's.
+        ("flapi.yaml", 6, "a file audit sink needs a `path`"),
+        ("flapi.yaml", 6, "unknown value `sometimes`"),
+        ("flapi.yaml", 7, "unknown value `maybe`"),
+        ("sqls/a.yaml", 5, "0 is out of range"),
+        ("sqls/a.yaml", 6, "unknown role `admin`"),
+        (
+            "sqls/a.yaml",
+            8,
+            "a `redact-columns` entry needs a `column`",
+        ),
+    ];
+    for (file, line, text) in expect {
+        assert!(
+            messages
+                .iter()
+                .any(|(f, l, m)| f == file && *l == line && m.contains(text)),
+            "missing {file}:{line} {text} in {messages:#?}"
+        );
+    }
+    assert_eq!(messages.len(), expect.len(), "{messages:#?}");
+}
+
+#[test]
+fn shadow_mode_warns_and_dry_run_public_needs_auth_off() {
+    let config = "project-name: fixture\nconnections:\n  main: {}\nmcp:\n  enforcement: shadow\n";
+    let d = diagnose(&[
+        ("flapi.yaml", config),
+        ("sqls/a.yaml", &endpoint("")),
+        ("sqls/a.sql", "SELECT 1 AS id"),
+    ]);
+    let found = lines(&d);
+    assert_eq!(found.len(), 1, "{d:#?}");
+    assert_eq!(found[0].0, Severity::Warning);
+    assert_eq!((found[0].1.as_str(), found[0].2), ("flapi.yaml", 5));
+    assert!(found[0].4.contains("shadow mode is on"));
+
+    let per_endpoint = diagnose(&[
+        ("flapi.yaml", CONFIG),
+        ("sqls/a.yaml", &endpoint("enforcement: shadow\n")),
+        ("sqls/a.sql", "SELECT 1 AS id"),
+    ]);
+    let found = lines(&per_endpoint);
+    assert_eq!(found.len(), 1, "{per_endpoint:#?}");
+    assert_eq!((found[0].1.as_str(), found[0].2), ("sqls/a.yaml", 4));
+    assert!(found[0].4.contains("GET /items"), "{}", found[0].4);
+
+    let open = diagnose(&[
+        (
+            "flapi.yaml",
+            "project-name: fixture\nconnections:\n  main: {}\nauth:\n  enabled: true\n  users:\n    - username: a\n      password: '${A_PW}'\n      roles: [r]\ndry-run-public: true\n",
+        ),
+        ("roles.yaml", "roles:\n  r: {}\n"),
+        ("sqls/a.yaml", &endpoint("allowed-roles: [r]\n")),
+        ("sqls/a.sql", "SELECT 1 AS id"),
+    ]);
+    assert!(
+        lines(&open)
+            .iter()
+            .any(|l| l.0 == Severity::Error && l.2 == 10 && l.4.contains("dry-run-public")),
+        "{open:#?}"
+    );
+}
