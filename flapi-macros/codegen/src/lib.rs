@@ -6,6 +6,7 @@
 //! compiled) → check (inside resolve, all diagnostics collected) → emit
 //! ([`emit`], `quote!`) → render (prettyplease).
 
+pub mod auditor;
 pub mod auth;
 pub mod compile;
 pub mod diag;

@@ -1,27 +1,82 @@
-//! `flapi-validate [--deny-warnings] [--print] DIR`: checks a project folder with the
-//! same code as the build, without compiling DuckDB or the server. Exits 1
-//! on errors (or on warnings with `--deny-warnings`), 2 on bad usage.
+//! `flapi-validate [--deny-warnings] [--format human|json] [--print] DIR`:
+//! checks a project folder with the same code as the build, without
+//! compiling DuckDB or the server. Exits 1 on errors (or on warnings with
+//! `--deny-warnings`), 2 on bad usage. `--format json` prints one JSON
+//! document on stdout (for CI annotations) instead of the human lines.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use flapi_codegen::{Severity, emit::EmitOptions, generate};
+use flapi_codegen::{Diagnostic, Severity, emit::EmitOptions, generate};
+
+const USAGE: &str =
+    "usage: flapi-validate [--deny-warnings] [--format human|json] [--print] PROJECT_DIR";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Human,
+    Json,
+}
+
+fn json_report(dir: &str, diagnostics: &[Diagnostic], failed: bool) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = diagnostics
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "severity": match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                },
+                "file": d.location.file.display().to_string(),
+                "line": d.location.line,
+                "column": d.location.column,
+                "key_path": d.key_path,
+                "message": d.message,
+                "help": d.help,
+            })
+        })
+        .collect();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    serde_json::json!({
+        "project": dir,
+        "ok": !failed,
+        "errors": errors,
+        "warnings": diagnostics.len() - errors,
+        "diagnostics": items,
+    })
+}
 
 fn main() -> ExitCode {
     let mut deny_warnings = false;
     let mut print = false;
+    let mut format = Format::Human;
     let mut dir: Option<PathBuf> = None;
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--deny-warnings" => deny_warnings = true,
             "--print" => print = true,
+            "--format" => match args.next().as_deref() {
+                Some("human") => format = Format::Human,
+                Some("json") => format = Format::Json,
+                other => {
+                    eprintln!(
+                        "error: `--format` takes `human` or `json`, not `{}`",
+                        other.unwrap_or("")
+                    );
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
-                println!("usage: flapi-validate [--deny-warnings] [--print] PROJECT_DIR");
+                println!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
             flag if flag.starts_with('-') => {
                 eprintln!(
-                    "error: unknown flag `{flag}` (allowed: --deny-warnings, --print, --help)"
+                    "error: unknown flag `{flag}` (allowed: --deny-warnings, --format, --print, --help)"
                 );
                 return ExitCode::from(2);
             }
@@ -29,12 +84,12 @@ fn main() -> ExitCode {
         }
     }
     let Some(dir) = dir else {
-        eprintln!("usage: flapi-validate [--deny-warnings] [--print] PROJECT_DIR");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
     let diagnostics = match generate(&dir, &EmitOptions { track_files: false }) {
         Ok(output) => {
-            if print {
+            if print && format == Format::Human {
                 // The exact Rust source the build compiles into the server.
                 println!("{}", output.render());
             }
@@ -42,22 +97,33 @@ fn main() -> ExitCode {
         }
         Err(diagnostics) => diagnostics,
     };
-    for d in &diagnostics {
-        eprintln!("{d}");
-    }
     let errors = diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
     let warnings = diagnostics.len() - errors;
-    if errors > 0 || (deny_warnings && warnings > 0) {
-        eprintln!(
-            "{}: {errors} error(s), {warnings} warning(s)",
-            dir.display()
+    let failed = errors > 0 || (deny_warnings && warnings > 0);
+    if format == Format::Json {
+        println!(
+            "{}",
+            json_report(&dir.display().to_string(), &diagnostics, failed)
         );
+    } else {
+        for d in &diagnostics {
+            eprintln!("{d}");
+        }
+        if failed {
+            eprintln!(
+                "{}: {errors} error(s), {warnings} warning(s)",
+                dir.display()
+            );
+        } else {
+            println!("{}: ok ({warnings} warning(s))", dir.display());
+        }
+    }
+    if failed {
         ExitCode::FAILURE
     } else {
-        println!("{}: ok ({warnings} warning(s))", dir.display());
         ExitCode::SUCCESS
     }
 }

@@ -234,6 +234,7 @@ pub fn resolve_project(
         prompt_locs.iter().cloned().zip(prompts.iter()).collect();
     mcp::check_unique_names(&by_endpoint, &by_prompt, diags);
     let policy = policy::resolve_project(raw, &auth, diags);
+    crate::auditor::audit_settings(raw, &auth, &policy, &resolved, diags);
 
     Project {
         name,

@@ -11,6 +11,9 @@ use flapi_codegen::{Diagnostic, Severity, load};
 
 const CONFIG: &str = "project-name: fixture\nconnections:\n  main: {}\n";
 const AUTH_ON: &str = "project-name: fixture\nconnections:\n  main: {}\nauth:\n  enabled: true\n";
+/// `AUTH_ON` with the audit log on, so the config auditor has nothing to
+/// say about it and a test sees only the warning it is about.
+const AUTH_AUDITED: &str = "project-name: fixture\nconnections:\n  main: {}\nauth:\n  enabled: true\naudit:\n  path: audit.jsonl\n";
 const ROLES: &str =
     "roles:\n  viewer:\n    description: Reads.\n  analyst:\n    inherits: [viewer]\n";
 const ARGON2: &str = "$argon2id$v=19$m=19456,t=2,p=1$sCPV9MMaO+FoArAOkRx87g$+wlhmaGaENJprV1dNSkTinzhwWE1dEIZMHa8qnZdJ1E";
@@ -200,7 +203,7 @@ fn pbkdf2_is_accepted_with_a_warning() {
     let hash =
         "$pbkdf2-sha256$100000$ZnJhbmstc2FsdC0xNmJ5dA$kRKIy54xpdeQHTu9zRMM2Eg63rIRzA8Xi2J7muBCLV0";
     let d = diagnose(&[
-        ("flapi.yaml", AUTH_ON),
+        ("flapi.yaml", AUTH_AUDITED),
         ("roles.yaml", &users(hash)),
         ("sqls/a.yaml", &endpoint("allowed-roles: [viewer]\n")),
         ("sqls/a.sql", "SELECT 1"),
@@ -265,7 +268,7 @@ fn literal_jwt_secrets_fail() {
 #[test]
 fn an_item_without_allowed_roles_is_denied_with_a_warning() {
     let d = diagnose(&[
-        ("flapi.yaml", AUTH_ON),
+        ("flapi.yaml", AUTH_AUDITED),
         ("roles.yaml", &users(ARGON2)),
         ("sqls/a.yaml", &endpoint("")),
         ("sqls/a.sql", "SELECT 1"),

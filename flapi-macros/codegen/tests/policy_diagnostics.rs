@@ -4,22 +4,11 @@
 //! (alias, expression, struct, list, JSON, renaming subquery), each with
 //! the diagnostics it must produce in `expected.txt`; `clean` must build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod common;
 
 use flapi_codegen::{Diagnostic, Severity, load};
-
-fn fixtures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redaction");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("redaction fixtures")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
-}
 
 fn rendered(dir: &Path) -> String {
     let diagnostics = match load(dir) {
@@ -34,25 +23,18 @@ fn rendered(dir: &Path) -> String {
 
 #[test]
 fn every_redaction_bypass_shape_fails_the_build_where_the_column_is_listed() {
-    let dirs = fixtures();
-    let names: Vec<String> = dirs
-        .iter()
-        .map(|d| d.file_name().unwrap_or_default().to_string_lossy().into())
-        .collect();
-    for shape in [
-        "alias",
-        "expression",
-        "struct",
-        "list",
-        "json",
-        "subquery",
-        "clean",
-    ] {
-        assert!(
-            names.iter().any(|n| n == shape),
-            "fixture `{shape}` is missing"
-        );
-    }
+    let dirs = common::fixture_dirs(
+        "redaction",
+        &[
+            "alias",
+            "expression",
+            "struct",
+            "list",
+            "json",
+            "subquery",
+            "clean",
+        ],
+    );
     for dir in dirs {
         let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
         let builds = load(&dir).is_ok();

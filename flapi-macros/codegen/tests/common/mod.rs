@@ -40,3 +40,25 @@ pub fn project(files: &[(&str, &str)]) -> TempDir {
     }
     dir
 }
+
+/// The fixture projects under `tests/fixtures/<group>/`, sorted; fails
+/// unless every name in `required` is among them.
+pub fn fixture_dirs(group: &str, required: &[&str]) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(group);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for name in required {
+        assert!(
+            dirs.iter()
+                .any(|d| d.file_name().is_some_and(|f| f == *name)),
+            "fixture `{group}/{name}` is missing"
+        );
+    }
+    dirs
+}
