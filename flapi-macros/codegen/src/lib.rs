@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod policy;
 pub mod raw;
 pub mod resolve;
+pub mod secrets;
 pub mod sqlcheck;
 pub mod values;
 pub mod yaml;

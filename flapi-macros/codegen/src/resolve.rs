@@ -235,6 +235,7 @@ pub fn resolve_project(
     mcp::check_unique_names(&by_endpoint, &by_prompt, diags);
     let policy = policy::resolve_project(raw, &auth, diags);
     crate::auditor::audit_settings(raw, &auth, &policy, &resolved, diags);
+    crate::secrets::scan_connections(raw, diags);
 
     Project {
         name,

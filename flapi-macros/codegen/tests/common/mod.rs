@@ -62,3 +62,29 @@ pub fn fixture_dirs(group: &str, required: &[&str]) -> Vec<PathBuf> {
     }
     dirs
 }
+
+/// Every diagnostic of the project in `dir`, rendered as the build prints
+/// them, whether or not it builds.
+pub fn rendered(dir: &Path) -> String {
+    let diagnostics = match flapi_codegen::load(dir) {
+        Ok((_, warnings)) => warnings,
+        Err(diagnostics) => diagnostics,
+    };
+    diagnostics.iter().map(|d| format!("{d}\n")).collect()
+}
+
+/// Each fixture of `group` must produce exactly the diagnostics in its
+/// `expected.txt`, and build exactly when that file is empty.
+pub fn assert_fixtures_match_expected(group: &str, required: &[&str]) {
+    for dir in fixture_dirs(group, required) {
+        let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
+        let builds = flapi_codegen::load(&dir).is_ok();
+        assert_eq!(
+            builds,
+            expected.trim().is_empty(),
+            "{}: builds = {builds}",
+            dir.display()
+        );
+        assert_eq!(rendered(&dir), expected, "{}", dir.display());
+    }
+}

@@ -1,0 +1,139 @@
+//! Literal secrets in the project fail the build (SPEC §11, issue 6): the
+//! connections' `init` SQL and `properties` are scanned for private keys,
+//! cloud and SaaS key shapes, JWTs and passwords written in SQL or
+//! connection strings. The diagnostic points at the secret (inside a block
+//! scalar, at its own line) and never repeats its value. JWT secrets and
+//! user passwords are checked where they are resolved (`auth.rs`).
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::auth::env_reference;
+use crate::diag::{Diagnostics, Location};
+use crate::raw::RawProject;
+
+/// What a finding is called, and its pattern.
+fn shapes() -> &'static [(&'static str, Regex)] {
+    static SHAPES: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
+    SHAPES.get_or_init(|| {
+        [
+            ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+            ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+            ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
+            ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+            (
+                "a Stripe-style API key",
+                r"\b(sk|rk)_(live|test)_[A-Za-z0-9]{16,}\b",
+            ),
+            ("an API key (`sk-…`)", r"\bsk-[A-Za-z0-9_-]{20,}"),
+            (
+                "a JWT",
+                r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+",
+            ),
+            (
+                "a password in a connection string",
+                r"(?i)\b(password|pwd)\s*=\s*[^\s'${};&]+",
+            ),
+            ("credentials in a URL", r"://[^/\s:@']+:[^/\s@'$]+@"),
+            (
+                "a secret in a SQL option",
+                r"(?i)\b(password|secret|token|session_token)\s+'[^'$]{4,}'",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(what, p)| Regex::new(p).ok().map(|re| (what, re)))
+        .collect()
+    })
+}
+
+/// Property names whose value is a secret, compared without `-`/`_`.
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "clientsecret",
+    "connectionstring",
+];
+
+fn secret_name(name: &str) -> bool {
+    let key: String = name
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
+    SECRET_NAMES.iter().any(|s| key.ends_with(s))
+}
+
+/// The first secret shape in `text`: its byte offset and name.
+pub fn find(text: &str) -> Option<(usize, &'static str)> {
+    shapes()
+        .iter()
+        .filter_map(|(what, re)| re.find(text).map(|m| (m.start(), *what)))
+        .min_by_key(|(at, _)| *at)
+}
+
+/// Where byte `offset` of a scalar's `value` sits in its file. A block
+/// scalar's position is its first content line, and its lines keep that
+/// indentation; a quoted scalar starts after its quote.
+pub fn position_in(loc: &Location, value: &str, offset: usize) -> Location {
+    let before = &value[..offset.min(value.len())];
+    let line_in_value = before.matches('\n').count() as u64;
+    let column_in_line = before.rsplit('\n').next().unwrap_or("").chars().count() as u64;
+    let source = std::fs::read_to_string(&loc.file).unwrap_or_default();
+    let first = source
+        .lines()
+        .nth(loc.line.saturating_sub(1) as usize)
+        .map(|l| l.chars().nth(loc.column.saturating_sub(1) as usize))
+        .unwrap_or_default();
+    let quoted = u64::from(matches!(first, Some('\'' | '"')));
+    let mut at = loc.clone();
+    at.line += line_in_value;
+    at.column += column_in_line + if line_in_value == 0 { quoted } else { 0 };
+    at
+}
+
+const HINT: &str = "keep secrets out of the project: read them from the environment at run time (for example `PROVIDER credential_chain` for S3 secrets, `PGPASSWORD` for PostgreSQL)";
+
+pub fn scan_connections(raw: &RawProject, diags: &mut Diagnostics) {
+    for connection in &raw.connections {
+        let name = &connection.name.value;
+        if let Some(init) = &connection.init
+            && let Some((offset, what)) = find(&init.value)
+        {
+            diags.error(
+                &position_in(&init.loc, &init.value, offset),
+                format!("connections.{name}.init"),
+                format!("the init SQL contains {what}"),
+                Some(HINT.into()),
+            );
+        }
+        for (key, value) in &connection.properties {
+            let path = format!("connections.{name}.properties.{}", key.value);
+            if env_reference(&value.value).is_some() || value.value.trim().is_empty() {
+                continue;
+            }
+            if secret_name(&key.value) {
+                diags.error(
+                    &value.loc,
+                    path,
+                    format!("property `{}` holds a literal secret", key.value),
+                    Some(HINT.into()),
+                );
+            } else if let Some((offset, what)) = find(&value.value) {
+                diags.error(
+                    &position_in(&value.loc, &value.value, offset),
+                    path,
+                    format!("property `{}` contains {what}", key.value),
+                    Some(HINT.into()),
+                );
+            }
+        }
+    }
+}
