@@ -582,12 +582,26 @@ impl Auditor {
         self.fail_open || self.healthy.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Redacts arguments by name (built-in, configured and `extra`, e.g.
-    /// the endpoint's sensitive fields) and by value pattern.
-    pub fn redact(&self, arguments: &mut Value, extra: &[&str]) {
+    /// A call's arguments as recorded (`Null` while auditing is off):
+    /// redacted by name (built-in, configured, and the endpoint's fields
+    /// marked `sensitive`) and by value pattern.
+    pub fn arguments(
+        &self,
+        arguments: impl FnOnce() -> Value,
+        endpoint: Option<&crate::runtime::EndpointDef>,
+    ) -> Value {
+        if !self.enabled() {
+            return Value::Null;
+        }
         let mut names = self.names.clone();
-        names.extend_from_slice(extra);
-        redact(arguments, &names);
+        names.extend(
+            endpoint
+                .into_iter()
+                .flat_map(|e| e.fields.iter().filter(|f| f.sensitive).map(|f| f.name)),
+        );
+        let mut value = arguments();
+        redact(&mut value, &names);
+        value
     }
 
     /// Writes a record and waits until it is durable. `Err` means the

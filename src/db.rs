@@ -28,6 +28,17 @@ pub enum QueryError {
     Cancelled,
 }
 
+impl QueryError {
+    /// The HTTP status a failed call answers with (and MCP records show).
+    pub fn status(&self) -> u16 {
+        match self {
+            QueryError::Timeout(_) => 504,
+            QueryError::Unavailable | QueryError::Cancelled => 503,
+            QueryError::Failed(_) => 500,
+        }
+    }
+}
+
 /// Counters of queries run through the pool, observable while serving.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueryStats {
@@ -763,6 +774,19 @@ pub fn run_query(
 pub struct Sample {
     pub rows: u64,
     pub columns: Vec<(String, String)>,
+}
+
+impl Sample {
+    /// `{"row_count": N, "columns": [{"name", "type"}]}`, as REST and MCP
+    /// answer it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let columns: Vec<serde_json::Value> = self
+            .columns
+            .iter()
+            .map(|(name, ty)| serde_json::json!({"name": name, "type": ty}))
+            .collect();
+        serde_json::json!({"row_count": self.rows, "columns": columns})
+    }
 }
 
 pub fn sample_query(

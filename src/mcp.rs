@@ -518,7 +518,9 @@ impl FlapiMcp {
     /// A record for one message, with the caller filled in.
     fn record(&self, context: &RequestContext<RoleServer>, method: &str, target: &str) -> Record {
         let mut record = Record::new(&request_id_of(context), "mcp", method, target);
-        if let Some(principal) = caller(context) {
+        if self.state.audit.enabled()
+            && let Some(principal) = caller(context)
+        {
             record.principal = Some(principal.subject.clone());
             record.roles = role_names(self.state.project.auth.roles, principal.roles)
                 .into_iter()
@@ -562,6 +564,16 @@ impl FlapiMcp {
         record.status = 503;
         let _ = self.state.audit.record(record.since(started)).await;
         Some(ErrorData::internal_error(UNAVAILABLE, None))
+    }
+
+    /// A message's arguments as its audit record keeps them.
+    fn recorded_arguments(
+        &self,
+        arguments: Option<&JsonObject>,
+        endpoint: Option<&EndpointDef>,
+    ) -> Value {
+        let value = || arguments.cloned().map(Value::Object).unwrap_or(Value::Null);
+        self.state.audit.arguments(value, endpoint)
     }
 
     /// A message's record and start time, or the refusal when the audit
@@ -665,14 +677,7 @@ impl FlapiMcp {
                         if dry_run {
                             dry_run_report(connection, env, &spec, verdict, &shape)
                         } else {
-                            sample_query(connection, env, &spec).map(|sample| {
-                                let columns: Vec<Value> = sample
-                                    .columns
-                                    .iter()
-                                    .map(|(name, ty)| json!({"name": name, "type": ty}))
-                                    .collect();
-                                json!({"row_count": sample.rows, "columns": columns})
-                            })
+                            sample_query(connection, env, &spec).map(|sample| sample.to_json())
                         }
                     })
                     .await
@@ -687,7 +692,7 @@ impl FlapiMcp {
                 }
                 Err(error) => {
                     record.decision = decision::ERROR;
-                    record.status = 500;
+                    record.status = error.status();
                     tracing::error!(tool = %name, request_id = %request_id, %error, "tool call failed");
                     error_result(query_failure(&error, &request_id))
                 }
@@ -701,11 +706,7 @@ impl FlapiMcp {
             Ok(result) => result,
             Err(error) => {
                 record.decision = decision::ERROR;
-                record.status = match error {
-                    QueryError::Timeout(_) => 504,
-                    QueryError::Unavailable | QueryError::Cancelled => 503,
-                    QueryError::Failed(_) => 500,
-                };
+                record.status = error.status();
                 tracing::error!(tool = %name, request_id = %request_id, %error, "tool call failed");
                 let message = query_failure(&error, &request_id);
                 self.notify_failure(context, &name, &message).await;
@@ -836,24 +837,7 @@ impl ServerHandler for FlapiMcp {
         let started = Instant::now();
         let mut record = self.record(&context, "tools/call", &request.name);
         let endpoint = self.state.tool_index.get(request.name.as_ref()).copied();
-        if self.state.audit.enabled() {
-            let mut arguments = request
-                .arguments
-                .clone()
-                .map(Value::Object)
-                .unwrap_or(Value::Null);
-            let sensitive: Vec<&str> = endpoint
-                .map(|e| {
-                    e.fields
-                        .iter()
-                        .filter(|f| f.sensitive)
-                        .map(|f| f.name)
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.state.audit.redact(&mut arguments, &sensitive);
-            record.arguments = arguments;
-        }
+        record.arguments = self.recorded_arguments(request.arguments.as_ref(), endpoint);
         if !self.state.audit.admits() {
             let _ = self.refuse_unaudited(&record, started).await;
             return Ok(error_result(UNAVAILABLE).into());
@@ -930,15 +914,7 @@ impl ServerHandler for FlapiMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let (mut record, started) = self.begin(&context, "prompts/get", &request.name).await?;
-        if self.state.audit.enabled() {
-            let mut arguments = request
-                .arguments
-                .clone()
-                .map(Value::Object)
-                .unwrap_or(Value::Null);
-            self.state.audit.redact(&mut arguments, &[]);
-            record.arguments = arguments;
-        }
+        record.arguments = self.recorded_arguments(request.arguments.as_ref(), None);
         let granted = granted(&context);
         let prompt = self
             .state

@@ -453,22 +453,14 @@ fn audit_arguments(
     path: &[(String, String)],
     query: &[(String, String)],
 ) -> serde_json::Value {
-    if !audit.enabled() {
-        return serde_json::Value::Null;
-    }
-    let mut map = serde_json::Map::new();
-    for (k, v) in path.iter().chain(query) {
-        map.insert(k.clone(), serde_json::Value::String(v.clone()));
-    }
-    let mut value = serde_json::Value::Object(map);
-    let sensitive: Vec<&str> = endpoint
-        .fields
-        .iter()
-        .filter(|f| f.sensitive)
-        .map(|f| f.name)
-        .collect();
-    audit.redact(&mut value, &sensitive);
-    value
+    let values = || {
+        path.iter()
+            .chain(query)
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    audit.arguments(values, Some(endpoint))
 }
 
 fn dry_run_flag(query: &mut Vec<(String, String)>, errors: &mut FieldErrors) -> bool {
@@ -639,12 +631,7 @@ async fn serve_endpoint(
         return match sample {
             Ok(sample) => {
                 note.rows = Some(0);
-                let columns: Vec<serde_json::Value> = sample
-                    .columns
-                    .iter()
-                    .map(|(name, ty)| json!({"name": name, "type": ty}))
-                    .collect();
-                axum::Json(json!({"row_count": sample.rows, "columns": columns})).into_response()
+                axum::Json(sample.to_json()).into_response()
             }
             Err(error) => query_error(endpoint, request_id, error),
         };
@@ -680,11 +667,7 @@ async fn serve_endpoint(
 }
 
 fn query_error(endpoint: &EndpointDef, request_id: &str, error: QueryError) -> Response {
-    let status = match error {
-        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        QueryError::Unavailable | QueryError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
-        QueryError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     // The detail goes to the log only; the client gets the request id.
     tracing::error!(endpoint = endpoint.id, request_id = %request_id, %error, "request failed");
     let message = match status {

@@ -155,11 +155,11 @@ fn bounded(
 
 /// `enforcement: shadow|enforce` as a flag, or `None` when unset.
 fn shadow_of(
-    value: &Option<Sp<String>>,
+    value: Option<&Sp<String>>,
     path: &str,
     diags: &mut Diagnostics,
 ) -> Option<(Location, bool)> {
-    let v = value.as_ref()?;
+    let v = value?;
     match v.value.as_str() {
         "shadow" => Some((v.loc.clone(), true)),
         "enforce" => Some((v.loc.clone(), false)),
@@ -177,8 +177,8 @@ fn shadow_of(
 
 /// The project-wide mode: `enforcement` or flAPI's `mcp.enforcement`.
 fn global_shadow(raw: &RawProject, diags: &mut Diagnostics) -> Option<(Location, bool)> {
-    let top = shadow_of(&raw.enforcement, "enforcement", diags);
-    let mcp = shadow_of(&raw.mcp.enforcement, "mcp.enforcement", diags);
+    let top = shadow_of(raw.enforcement.as_ref(), "enforcement", diags);
+    let mcp = shadow_of(raw.mcp.enforcement.as_ref(), "mcp.enforcement", diags);
     match (top, mcp) {
         (Some(a), Some(b)) if a.1 != b.1 => {
             diags.error(
@@ -219,7 +219,7 @@ pub fn resolve_endpoint(
                 .and_then(|t| t.enforcement.as_ref().map(|e| (e, "mcp-tool.enforcement")))
         });
     endpoint.shadow = match own {
-        Some((value, path)) => match shadow_of(&Some(value.clone()), path, diags) {
+        Some((value, path)) => match shadow_of(Some(value), path, diags) {
             Some((loc, true)) => {
                 warn_shadow(&loc, path, &endpoint.label(), diags);
                 true
