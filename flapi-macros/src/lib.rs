@@ -1,6 +1,7 @@
-//! `flapi_macros::project!("dir")`: expands a flapi project folder (relative
-//! to the calling crate's manifest) into the same items `build.rs`
-//! generates for the default project. A thin shim over `flapi-codegen`;
+//! `flapi_macros::project!("dir")`: expands a flapi project folder into the
+//! same items `build.rs` generates for the default project. The folder is
+//! relative to the calling crate's manifest, or, when no such folder
+//! exists there, to the file that calls the macro (as `include_str!`). A thin shim over `flapi-codegen`;
 //! each diagnostic becomes a `compile_error!` with file:line:col.
 
 use std::path::PathBuf;
@@ -13,7 +14,14 @@ use syn::{LitStr, parse_macro_input};
 pub fn project(input: TokenStream) -> TokenStream {
     let path = parse_macro_input!(input as LitStr);
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let dir = manifest.join(path.value());
+    let mut dir = manifest.join(path.value());
+    if !dir.is_dir()
+        && let Some(file) = proc_macro::Span::call_site().local_file()
+        && let Some(beside) = file.parent().map(|p| p.join(path.value()))
+        && beside.is_dir()
+    {
+        dir = beside;
+    }
     let options = flapi_codegen::emit::EmitOptions { track_files: true };
     match flapi_codegen::generate(&dir, &options) {
         Ok(output) => output.tokens.into(),

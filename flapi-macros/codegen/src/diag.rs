@@ -55,6 +55,19 @@ impl fmt::Display for Location {
 pub enum Severity {
     Error,
     Warning,
+    /// Information the build prints without failing, even under
+    /// `--deny-warnings` (active `hygiene-allow` entries).
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
 }
 
 /// One finding. `message` says what is wrong, `help` what to do; neither
@@ -82,10 +95,7 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
+        let kind = self.severity.as_str();
         write!(f, "{}: {kind}", self.location)?;
         if !self.key_path.is_empty() {
             write!(f, " at `{}`", self.key_path)?;
@@ -127,6 +137,16 @@ impl Diagnostics {
         help: Option<String>,
     ) {
         self.push(Severity::Warning, location, key_path, message, help);
+    }
+
+    pub fn note(
+        &mut self,
+        location: &Location,
+        key_path: impl Into<String>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        self.push(Severity::Note, location, key_path, message, help);
     }
 
     fn push(

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod compile;
 pub mod diag;
 pub mod emit;
+pub mod hygiene;
 pub mod lineage;
 pub mod mcp;
 pub mod model;

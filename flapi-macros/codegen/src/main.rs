@@ -23,10 +23,7 @@ fn json_report(dir: &str, diagnostics: &[Diagnostic], failed: bool) -> serde_jso
         .iter()
         .map(|d| {
             serde_json::json!({
-                "severity": match d.severity {
-                    Severity::Error => "error",
-                    Severity::Warning => "warning",
-                },
+                "severity": d.severity.as_str(),
                 "file": d.location.file.display().to_string(),
                 "line": d.location.line,
                 "column": d.location.column,
@@ -36,15 +33,13 @@ fn json_report(dir: &str, diagnostics: &[Diagnostic], failed: bool) -> serde_jso
             })
         })
         .collect();
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
     serde_json::json!({
         "project": dir,
         "ok": !failed,
-        "errors": errors,
-        "warnings": diagnostics.len() - errors,
+        "errors": count(Severity::Error),
+        "warnings": count(Severity::Warning),
+        "notes": count(Severity::Note),
         "diagnostics": items,
     })
 }
@@ -97,11 +92,8 @@ fn main() -> ExitCode {
         }
         Err(diagnostics) => diagnostics,
     };
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = diagnostics.len() - errors;
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     let failed = errors > 0 || (deny_warnings && warnings > 0);
     if format == Format::Json {
         println!(

@@ -33,6 +33,19 @@ pub struct RawProject {
     pub dry_run_roles: Option<Vec<Sp<String>>>,
     pub dry_run_public: Option<Sp<bool>>,
     pub enforcement: Option<Sp<String>>,
+    /// `hygiene.url-hosts`: hosts model-visible links may point at.
+    pub url_hosts: Vec<Sp<String>>,
+    pub hygiene_allow: Vec<RawAllow>,
+}
+
+/// One `hygiene-allow` entry: keeps one rule's finding on one string.
+#[derive(Debug, Clone)]
+pub struct RawAllow {
+    pub path: String,
+    pub loc: Location,
+    pub key: Option<Sp<String>>,
+    pub rule: Option<Sp<String>>,
+    pub reason: Option<Sp<String>>,
 }
 
 /// `audit:` in flapi.yaml.
@@ -167,6 +180,7 @@ pub struct RawEndpoint {
     pub auth: Option<RawAuth>,
     pub response: Option<RawResponse>,
     pub enforcement: Option<Sp<String>>,
+    pub hygiene_allow: Vec<RawAllow>,
 }
 
 #[derive(Debug)]
@@ -223,6 +237,8 @@ const PROJECT_KEYS: &[&str] = &[
     "dry-run-roles",
     "dry-run-public",
     "enforcement",
+    "hygiene",
+    "hygiene-allow",
 ];
 
 pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawProject {
@@ -300,6 +316,15 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
     project.dry_run_roles = roles_list(&mut map, "dry-run-roles", diags);
     project.dry_run_public = opt(&mut map, "dry-run-public", diags, expect_bool);
     project.enforcement = opt(&mut map, "enforcement", diags, expect_str);
+    if let Some(node) = map.take("hygiene")
+        && let Some(mut hygiene) = MapReader::new(node, "hygiene", diags)
+    {
+        if let Some(list) = hygiene.take("url-hosts") {
+            project.url_hosts = expect_str_list(list, "hygiene.url-hosts", diags);
+        }
+        hygiene.finish(&["url-hosts"], diags);
+    }
+    project.hygiene_allow = load_allow(&mut map, diags);
 
     map.reject_unsupported(UNSUPPORTED_PROJECT_KEYS, diags);
     map.finish(PROJECT_KEYS, diags);
@@ -432,6 +457,7 @@ const ENDPOINT_KEYS: &[&str] = &[
     "auth",
     "response",
     "enforcement",
+    "hygiene-allow",
     "rate-limit",
     "operation",
     "cache",
@@ -458,8 +484,10 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
         auth: None,
         response: None,
         enforcement: None,
+        hygiene_allow: Vec::new(),
     };
     endpoint.enforcement = opt(&mut map, "enforcement", diags, expect_str);
+    endpoint.hygiene_allow = load_allow(&mut map, diags);
     if let Some(node) = map.take("response") {
         endpoint.response = load_response(node, "response", diags);
     }
@@ -496,6 +524,33 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
     map.reject_unsupported(UNSUPPORTED_ENDPOINT_KEYS, diags);
     map.finish(ENDPOINT_KEYS, diags);
     Some(endpoint)
+}
+
+/// `hygiene-allow: [{key, rule, reason}]`, in flapi.yaml or an endpoint
+/// file: each entry keeps one rule's finding on one string of that file.
+fn load_allow(map: &mut MapReader<'_>, diags: &mut Diagnostics) -> Vec<RawAllow> {
+    let mut out = Vec::new();
+    let Some(list) = map.take("hygiene-allow") else {
+        return out;
+    };
+    let Some(items) = expect_seq(list, "hygiene-allow", diags) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("hygiene-allow[{i}]");
+        let Some(mut entry) = MapReader::new(item, &path, diags) else {
+            continue;
+        };
+        out.push(RawAllow {
+            loc: item.loc.clone(),
+            key: opt(&mut entry, "key", diags, expect_str),
+            rule: opt(&mut entry, "rule", diags, expect_str),
+            reason: opt(&mut entry, "reason", diags, expect_str),
+            path,
+        });
+        entry.finish(&["key", "rule", "reason"], diags);
+    }
+    out
 }
 
 const TOOL_KEYS: &[&str] = &[

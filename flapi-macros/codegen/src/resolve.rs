@@ -236,6 +236,7 @@ pub fn resolve_project(
     let policy = policy::resolve_project(raw, &auth, diags);
     crate::auditor::audit_settings(raw, &auth, &policy, &resolved, diags);
     crate::secrets::scan_connections(raw, diags);
+    crate::hygiene::scan_project(dir, raw, endpoints, &mut files_read, diags);
 
     Project {
         name,

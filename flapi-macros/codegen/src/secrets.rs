@@ -79,23 +79,68 @@ pub fn find(text: &str) -> Option<(usize, &'static str)> {
         .min_by_key(|(at, _)| *at)
 }
 
-/// Where byte `offset` of a scalar's `value` sits in its file. A block
-/// scalar's position is its first content line, and its lines keep that
-/// indentation; a quoted scalar starts after its quote.
+/// Where byte `offset` of a scalar's `value` sits in its file. The value is
+/// walked beside its source text: whitespace in either (indentation, a
+/// folded or literal line break) is skipped, every other character must
+/// match. So a finding inside a literal (`|`) or folded (`>`) block scalar
+/// gets its own line and column. Where the two stop matching (escapes in
+/// a double-quoted scalar), the rest is counted in the value alone.
 pub fn position_in(loc: &Location, value: &str, offset: usize) -> Location {
-    let before = &value[..offset.min(value.len())];
-    let line_in_value = before.matches('\n').count() as u64;
-    let column_in_line = before.rsplit('\n').next().unwrap_or("").chars().count() as u64;
     let source = std::fs::read_to_string(&loc.file).unwrap_or_default();
-    let first = source
-        .lines()
-        .nth(loc.line.saturating_sub(1) as usize)
-        .map(|l| l.chars().nth(loc.column.saturating_sub(1) as usize))
-        .unwrap_or_default();
-    let quoted = u64::from(matches!(first, Some('\'' | '"')));
+    let line_start = source
+        .split_inclusive('\n')
+        .take(loc.line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum::<usize>();
+    let mut src = source[line_start.min(source.len())..]
+        .chars()
+        .skip(loc.column.saturating_sub(1) as usize)
+        .peekable();
     let mut at = loc.clone();
-    at.line += line_in_value;
-    at.column += column_in_line + if line_in_value == 0 { quoted } else { 0 };
+    let step = |at: &mut Location, c: char| {
+        if c == '\n' {
+            at.line += 1;
+            at.column = 1;
+        } else {
+            at.column += 1;
+        }
+    };
+    if let Some(&q) = src.peek()
+        && matches!(q, '\'' | '"')
+    {
+        src.next();
+        step(&mut at, q);
+    }
+    let before = &value[..offset.min(value.len())];
+    let mut rest = before.chars();
+    while let Some(v) = rest.next() {
+        if v.is_whitespace() {
+            while let Some(&s) = src.peek().filter(|s| s.is_whitespace()) {
+                src.next();
+                step(&mut at, s);
+            }
+            continue;
+        }
+        while let Some(&s) = src.peek().filter(|s| s.is_whitespace()) {
+            src.next();
+            step(&mut at, s);
+        }
+        if src.peek() == Some(&v) {
+            src.next();
+            step(&mut at, v);
+        } else {
+            // Out of step: count the rest of the value on its own.
+            step(&mut at, v);
+            rest.for_each(|c| step(&mut at, c));
+            return at;
+        }
+    }
+    if !value[offset.min(value.len())..].starts_with(char::is_whitespace) {
+        while let Some(&s) = src.peek().filter(|s| s.is_whitespace()) {
+            src.next();
+            step(&mut at, s);
+        }
+    }
     at
 }
 
