@@ -36,6 +36,8 @@ pub struct ProjectDef {
     pub prompts: &'static [PromptDef],
     pub auth: AuthDef,
     pub policy: PolicyDef,
+    /// CORS, TLS files, request limits (SPEC §12).
+    pub edge: EdgeDef,
     pub openapi_json: &'static str,
 }
 
@@ -54,6 +56,53 @@ pub enum AuditSinkDef {
     /// Relative paths resolve against the project folder.
     File(&'static str),
     Stdout,
+}
+
+/// The network edge of flapi.yaml: `cors`, `enforce-https`, `limits`.
+#[derive(Debug)]
+pub struct EdgeDef {
+    /// `None`: no cross-origin access at all.
+    pub cors: Option<CorsDef>,
+    /// Certificate and key paths (relative to the project folder), read
+    /// at start-up; `--tls-cert`/`--tls-key` override them.
+    pub tls: Option<(&'static str, &'static str)>,
+    pub max_body_bytes: u64,
+    pub max_header_bytes: u64,
+    pub request_timeout_ms: u64,
+    /// Queries running at once; 0: four per pooled connection.
+    pub max_concurrent_queries: u64,
+}
+
+/// `cors:` of flapi.yaml: exact origins (lower case), or any (`*`, never
+/// with credentials).
+#[derive(Debug)]
+pub struct CorsDef {
+    pub origins: &'static [&'static str],
+    pub any_origin: bool,
+    pub methods: &'static [&'static str],
+    pub headers: &'static [&'static str],
+    pub credentials: bool,
+    pub max_age_seconds: u64,
+}
+
+/// Who shares a rate-limit bucket (flAPI's `rate-limit.key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateKeyDef {
+    /// The client address, authenticated or not.
+    Ip,
+    /// The verified principal; all anonymous callers share one bucket.
+    User,
+    /// The verified principal, or the address of an anonymous caller.
+    UserOrIp,
+}
+
+/// `max` calls per `interval_secs` (GCRA: a burst of `max`, refilled
+/// evenly over the interval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitDef {
+    pub max: u32,
+    pub interval_secs: u32,
+    pub key: RateKeyDef,
 }
 
 /// `audit:` of flapi.yaml.
@@ -392,6 +441,12 @@ pub struct EndpointDef {
     pub shaping: ShapingDef,
     /// Role checks and shaping are recorded as `would_deny`, not enforced.
     pub shadow: bool,
+    /// Per principal (or address) and route.
+    pub rate_limit: Option<RateLimitDef>,
+    /// Per principal (or address) and MCP tool.
+    pub tool_rate_limit: Option<RateLimitDef>,
+    /// Overrides `duckdb.query_timeout_ms` for this endpoint.
+    pub query_timeout_ms: Option<u64>,
     pub plan: PlanFn,
 }
 

@@ -6,6 +6,7 @@
 //! project.
 
 use crate::diag::{Diagnostics, Location};
+use crate::edge::Edge;
 use crate::model::{AuthSettings, Endpoint, Policy};
 use crate::raw::RawProject;
 
@@ -21,10 +22,28 @@ pub fn audit_settings(
     raw: &RawProject,
     auth: &AuthSettings,
     policy: &Policy,
+    edge: &Edge,
     endpoints: &[Endpoint],
     diags: &mut Diagnostics,
 ) {
     let start = Location::file_start(&raw.file);
+    if let (Some(cors), Some(raw_cors)) = (&edge.cors, &raw.cors)
+        && cors.any_origin
+        && (auth.rest || auth.mcp)
+    {
+        let at = raw_cors
+            .allow_origins
+            .iter()
+            .find(|o| o.value.trim() == "*")
+            .map(|o| o.loc.clone())
+            .unwrap_or_else(|| raw_cors.loc.clone());
+        diags.warning(
+            &at,
+            "cors.allow-origins",
+            "CORS allows every origin (`*`) while authentication is on: any web page a user opens can call the API with a token it obtains",
+            Some("list the origins of your web applications instead of `*`".into()),
+        );
+    }
     if (auth.rest || auth.mcp) && policy.audit.is_none() {
         let at = raw
             .auth
@@ -52,7 +71,7 @@ pub fn audit_settings(
     }
     if let Some(host) = raw.http_host.as_ref().filter(|h| !is_loopback(&h.value)) {
         let routes = endpoints.iter().any(|e| e.route.is_some());
-        if routes && !auth.rest {
+        if routes && !auth.rest && edge.tls.is_none() {
             diags.warning(
                 &host.loc,
                 "http-host",

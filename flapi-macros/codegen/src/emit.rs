@@ -545,6 +545,9 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         let count = opt_str(t.count_sql.as_deref());
         quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, capped_sql: #capped, count_sql: #count })
     });
+    let rate_limit = opt(endpoint.rate_limit.as_ref().map(emit_rate_limit));
+    let tool_rate_limit = opt(endpoint.tool_rate_limit.as_ref().map(emit_rate_limit));
+    let query_timeout = opt(endpoint.query_timeout_ms.map(|ms| quote!(#ms)));
     let shaping = {
         let s = &endpoint.shaping;
         let max_rows = opt(s.max_rows);
@@ -578,6 +581,9 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             texts: &[#(#texts),*],
             shaping: #shaping,
             shadow: #shadow,
+            rate_limit: #rate_limit,
+            tool_rate_limit: #tool_rate_limit,
+            query_timeout_ms: #query_timeout,
             plan: #args::plan_request,
         }
     };
@@ -838,6 +844,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     let openapi_json = text(openapi_json);
     let (auth_items, auth_def) = emit_auth(&project.auth);
     let policy_def = emit_policy(&project.policy);
+    let edge_def = emit_edge(&project.edge);
     quote! {
         #tracking
 
@@ -876,9 +883,63 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             prompts: &[#(#prompts),*],
             auth: #auth_def,
             policy: #policy_def,
+            edge: #edge_def,
             openapi_json: #openapi_json,
         };
     }
+}
+
+fn emit_rate_limit(limit: &crate::edge::RateLimit) -> TokenStream {
+    let max = limit.max;
+    let interval = limit.interval_secs;
+    let key = match limit.key {
+        crate::edge::RateKey::Ip => quote!(Ip),
+        crate::edge::RateKey::User => quote!(User),
+        crate::edge::RateKey::UserOrIp => quote!(UserOrIp),
+    };
+    quote!(::flapi::runtime::RateLimitDef {
+        max: #max,
+        interval_secs: #interval,
+        key: ::flapi::runtime::RateKeyDef::#key,
+    })
+}
+
+fn emit_edge(edge: &crate::edge::Edge) -> TokenStream {
+    let cors = opt(edge.cors.as_ref().map(|c| {
+        let origins = &c.origins;
+        let any = c.any_origin;
+        let methods = &c.methods;
+        let headers = &c.headers;
+        let credentials = c.credentials;
+        let age = c.max_age_seconds;
+        quote!(::flapi::runtime::CorsDef {
+            origins: &[#(#origins),*],
+            any_origin: #any,
+            methods: &[#(#methods),*],
+            headers: &[#(#headers),*],
+            credentials: #credentials,
+            max_age_seconds: #age,
+        })
+    }));
+    let tls = opt(edge.tls.as_ref().map(|t| {
+        let (cert, key) = (&t.cert, &t.key);
+        quote!((#cert, #key))
+    }));
+    let l = edge.limits;
+    let (body, header, timeout, queries) = (
+        l.max_body_bytes,
+        l.max_header_bytes,
+        l.request_timeout_ms,
+        l.max_concurrent_queries,
+    );
+    quote!(::flapi::runtime::EdgeDef {
+        cors: #cors,
+        tls: #tls,
+        max_body_bytes: #body,
+        max_header_bytes: #header,
+        request_timeout_ms: #timeout,
+        max_concurrent_queries: #queries,
+    })
 }
 
 fn emit_policy(policy: &Policy) -> TokenStream {

@@ -10,6 +10,7 @@ pub mod auditor;
 pub mod auth;
 pub mod compile;
 pub mod diag;
+pub mod edge;
 pub mod emit;
 pub mod hygiene;
 pub mod lineage;

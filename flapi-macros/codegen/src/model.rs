@@ -23,6 +23,8 @@ pub struct Project {
     pub auth: AuthSettings,
     /// Audit, dry run and shadow mode (SPEC §8, §9).
     pub policy: Policy,
+    /// CORS, TLS files, limits, the default rate limit (SPEC §12).
+    pub edge: crate::edge::Edge,
     /// Every file the build read, for rebuild tracking.
     pub files_read: Vec<PathBuf>,
     /// A stable hash of those files' contents, shown by `flapi --version`.
@@ -240,6 +242,14 @@ pub struct Endpoint {
     pub shaping: Shaping,
     /// Policy denials are recorded as `would_deny` and not enforced.
     pub shadow: bool,
+    /// Calls of the route per principal (or address), its own or the
+    /// project's `rate-limit`.
+    pub rate_limit: Option<crate::edge::RateLimit>,
+    /// Calls of the MCP tool per principal: `mcp-tool.rate-limit`, else
+    /// the route's.
+    pub tool_rate_limit: Option<crate::edge::RateLimit>,
+    /// This endpoint's query deadline, instead of `duckdb.query-timeout-ms`.
+    pub query_timeout_ms: Option<u64>,
 }
 
 impl Endpoint {

@@ -12,8 +12,8 @@ use crate::yaml::{
 
 /// Keys of `flapi.yaml` that flAPI documents and later versions of flapi
 /// implement; until then they are an explicit build error.
-pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &["cors", "rate-limit", "enforce-https"];
-pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &["rate-limit", "operation", "cache"];
+pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &[];
+pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &["operation", "cache"];
 
 #[derive(Debug, Default)]
 pub struct RawProject {
@@ -36,6 +36,10 @@ pub struct RawProject {
     /// `hygiene.url-hosts`: hosts model-visible links may point at.
     pub url_hosts: Vec<Sp<String>>,
     pub hygiene_allow: Vec<RawAllow>,
+    pub cors: Option<crate::edge::RawCors>,
+    pub https: Option<crate::edge::RawHttps>,
+    pub limits: Option<crate::edge::RawLimits>,
+    pub rate_limit: Option<crate::edge::RawRateLimit>,
 }
 
 /// One `hygiene-allow` entry: keeps one rule's finding on one string.
@@ -102,6 +106,7 @@ pub struct RawTool {
     pub allowed_roles: Option<Vec<Sp<String>>>,
     pub response: Option<RawResponse>,
     pub enforcement: Option<Sp<String>>,
+    pub rate_limit: Option<crate::edge::RawRateLimit>,
 }
 
 /// `mcp-resource:` on an endpoint.
@@ -181,6 +186,8 @@ pub struct RawEndpoint {
     pub response: Option<RawResponse>,
     pub enforcement: Option<Sp<String>>,
     pub hygiene_allow: Vec<RawAllow>,
+    pub rate_limit: Option<crate::edge::RawRateLimit>,
+    pub query_timeout_ms: Option<Sp<i64>>,
 }
 
 #[derive(Debug)]
@@ -239,6 +246,7 @@ const PROJECT_KEYS: &[&str] = &[
     "enforcement",
     "hygiene",
     "hygiene-allow",
+    "limits",
 ];
 
 pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawProject {
@@ -325,6 +333,18 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
         hygiene.finish(&["url-hosts"], diags);
     }
     project.hygiene_allow = load_allow(&mut map, diags);
+    if let Some(node) = map.take("cors") {
+        project.cors = crate::edge::load_cors(node, diags);
+    }
+    if let Some(node) = map.take("enforce-https") {
+        project.https = crate::edge::load_https(node, diags);
+    }
+    if let Some(node) = map.take("limits") {
+        project.limits = crate::edge::load_limits(node, diags);
+    }
+    if let Some(node) = map.take("rate-limit") {
+        project.rate_limit = crate::edge::load_rate_limit(node, "rate-limit", diags);
+    }
 
     map.reject_unsupported(UNSUPPORTED_PROJECT_KEYS, diags);
     map.finish(PROJECT_KEYS, diags);
@@ -458,6 +478,7 @@ const ENDPOINT_KEYS: &[&str] = &[
     "response",
     "enforcement",
     "hygiene-allow",
+    "query-timeout-ms",
     "rate-limit",
     "operation",
     "cache",
@@ -485,7 +506,13 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
         response: None,
         enforcement: None,
         hygiene_allow: Vec::new(),
+        rate_limit: None,
+        query_timeout_ms: None,
     };
+    if let Some(node) = map.take("rate-limit") {
+        endpoint.rate_limit = crate::edge::load_rate_limit(node, "rate-limit", diags);
+    }
+    endpoint.query_timeout_ms = opt(&mut map, "query-timeout-ms", diags, expect_int);
     endpoint.enforcement = opt(&mut map, "enforcement", diags, expect_str);
     endpoint.hygiene_allow = load_allow(&mut map, diags);
     if let Some(node) = map.take("response") {
@@ -577,8 +604,10 @@ fn load_tool(node: &Node, diags: &mut Diagnostics) -> Option<RawTool> {
             .take("response")
             .and_then(|node| load_response(node, "mcp-tool.response", diags)),
         enforcement: opt(&mut map, "enforcement", diags, expect_str),
+        rate_limit: map
+            .take("rate-limit")
+            .and_then(|node| crate::edge::load_rate_limit(node, "mcp-tool.rate-limit", diags)),
     };
-    map.reject_unsupported(&["rate-limit"], diags);
     map.finish(TOOL_KEYS, diags);
     Some(tool)
 }

@@ -129,6 +129,13 @@ pub fn resolve_project(
     );
 
     let auth = auth::resolve_auth(dir, raw, raw_roles, endpoints, &mut files_read, diags);
+    let edge = crate::edge::resolve_edge(
+        raw.cors.as_ref(),
+        raw.https.as_ref(),
+        raw.limits.as_ref(),
+        raw.rate_limit.as_ref(),
+        diags,
+    );
     let auth_claims: Option<Vec<String>> = auth.configured().then(|| {
         auth.jwt
             .as_ref()
@@ -218,6 +225,31 @@ pub fn resolve_project(
         }
         resolve_access(raw_endpoint, &mut endpoint, &auth, diags);
         policy::resolve_endpoint(raw, raw_endpoint, &mut endpoint, &auth, diags);
+        endpoint.rate_limit = match &raw_endpoint.rate_limit {
+            Some(own) => crate::edge::resolve_rate_limit(own, diags),
+            None => edge.rate_limit,
+        };
+        endpoint.tool_rate_limit = match raw_endpoint
+            .mcp_tool
+            .as_ref()
+            .and_then(|t| t.rate_limit.as_ref())
+        {
+            Some(own) => crate::edge::resolve_rate_limit(own, diags),
+            None => endpoint.rate_limit,
+        };
+        endpoint.query_timeout_ms = raw_endpoint.query_timeout_ms.as_ref().and_then(|t| {
+            if (1..=3_600_000).contains(&t.value) {
+                Some(t.value as u64)
+            } else {
+                diags.error(
+                    &t.loc,
+                    "query-timeout-ms",
+                    "must be between 1 and 3600000 ms",
+                    None,
+                );
+                None
+            }
+        });
         let count = ids.entry(endpoint.id.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -234,7 +266,7 @@ pub fn resolve_project(
         prompt_locs.iter().cloned().zip(prompts.iter()).collect();
     mcp::check_unique_names(&by_endpoint, &by_prompt, diags);
     let policy = policy::resolve_project(raw, &auth, diags);
-    crate::auditor::audit_settings(raw, &auth, &policy, &resolved, diags);
+    crate::auditor::audit_settings(raw, &auth, &policy, &edge, &resolved, diags);
     crate::secrets::scan_connections(raw, diags);
     crate::hygiene::scan_project(dir, raw, endpoints, &mut files_read, diags);
 
@@ -258,6 +290,7 @@ pub fn resolve_project(
         prompts,
         auth,
         policy,
+        edge,
         files_read,
         source_hash: String::new(),
     }
@@ -741,6 +774,7 @@ fn resolve_endpoint(
         start: Location::new(&sql_path, 1, 1),
         src: &sql,
     };
+    crate::secrets::scan_template(&map.start, &sql, diags);
     let parts = mustache::parse(&map, diags);
     let template = compile::compile(
         &TemplateInput {
@@ -785,6 +819,9 @@ fn resolve_endpoint(
         template,
         shaping: Default::default(),
         shadow: false,
+        rate_limit: None,
+        tool_rate_limit: None,
+        query_timeout_ms: None,
     })
 }
 

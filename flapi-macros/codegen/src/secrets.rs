@@ -73,10 +73,33 @@ fn secret_name(name: &str) -> bool {
 
 /// The first secret shape in `text`: its byte offset and name.
 pub fn find(text: &str) -> Option<(usize, &'static str)> {
-    shapes()
-        .iter()
+    first_of(shapes().iter(), text)
+}
+
+fn first_of<'a>(
+    shapes: impl Iterator<Item = &'a (&'static str, Regex)>,
+    text: &str,
+) -> Option<(usize, &'static str)> {
+    shapes
         .filter_map(|(what, re)| re.find(text).map(|m| (m.start(), *what)))
         .min_by_key(|(at, _)| *at)
+}
+
+/// SQL templates hold queries, not connection settings: only the shapes
+/// that cannot be a column comparison (`password = …` is one) apply.
+pub fn scan_template(start: &Location, sql: &str, diags: &mut Diagnostics) {
+    let strong = shapes()
+        .iter()
+        .filter(|(what, _)| !what.contains("password") && !what.contains("SQL option"));
+    if let Some((offset, what)) = first_of(strong, sql) {
+        let chars = sql[..offset].chars().count();
+        diags.error(
+            &start.advanced_by(sql, chars),
+            "",
+            format!("the SQL template contains {what}"),
+            Some(HINT.into()),
+        );
+    }
 }
 
 /// Where byte `offset` of a scalar's `value` sits in its file. The value is

@@ -35,6 +35,7 @@ fn each_insecure_setting_warns_and_fails_only_with_deny_warnings() {
             "open-bind",
             "pbkdf2",
             "shadow",
+            "wildcard-cors",
             "quiet",
         ],
     );

@@ -1,4 +1,4 @@
-//! Literal secrets in connections fail the build at the secret's own
+//! Literal secrets in connections and SQL templates fail the build at the secret's own
 //! position, without repeating it (SPEC §11). Each fixture under
 //! `fixtures/secrets/` plants one kind of secret and holds the diagnostic
 //! it must produce in `expected.txt`; `clean` (an environment reference,
@@ -26,6 +26,7 @@ fn each_planted_secret_fails_the_build_where_it_is_written() {
             "password-property",
             "token-in-property",
             "url-credentials",
+            "template-token",
             "clean",
         ],
     );
