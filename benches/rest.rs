@@ -4,6 +4,9 @@
 //! data, and a bare in-process DuckDB loop running the same prepared query
 //! on the same number of threads. Prints every figure and the ratios of
 //! SPEC §15. Load comes from `wrk` (a separate process) for both servers.
+//! Last, a load test (`--load-seconds`, default 30; 0 skips it): 200
+//! connections against the lookup with authentication, rate limits and
+//! audit on, reporting status classes and memory over the run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,9 @@ mod auth_project {
 }
 mod audit_project {
     flapi_macros::project!("benches/audit_project");
+}
+mod edge_project {
+    flapi_macros::project!("benches/edge_project");
 }
 
 use bench_project::PROJECT;
@@ -133,6 +139,126 @@ fn wrk(port: u16, lua: &str, seconds: u64, connections: u32) -> Load {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
     }
+}
+
+fn current_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// The load test of issue 7: 200 connections against the lookup with
+/// JWT authentication (50 principals, and 1 request in 20 with a forged
+/// token), rate limits and the audit log on. Prints the status classes
+/// (there must be no 5xx) and the resident memory sampled every second
+/// (it must level off, not grow with the requests served).
+fn load_test(project_dir: &Path, seconds: u64) {
+    let secret = format!("bench-secret-{}", std::process::id());
+    let mut options = flapi::DbOptions::for_project(&edge_project::PROJECT);
+    options.base_dir = project_dir.to_path_buf();
+    options.env_overrides = vec![("BENCH_JWT_SECRET".into(), secret.clone())];
+    let audit_file =
+        std::env::temp_dir().join(format!("flapi-bench-edge-{}.jsonl", std::process::id()));
+    options.audit_file = Some(audit_file.clone());
+    let port = spawn_flapi(&edge_project::PROJECT, options);
+    wait_ready(port, "/health", Instant::now()).expect("edge bench ready");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 3600;
+    let mut tokens: Vec<String> = (0..50)
+        .map(|i| {
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &serde_json::json!({"sub": format!("bench-{i}"), "aud": "flapi-bench", "exp": exp, "roles": ["reader"]}),
+                &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .expect("sign");
+            format!("\"Bearer {token}\"")
+        })
+        .collect();
+    tokens.extend((0..3).map(|i| format!("\"Bearer forged.token.{i}\"")));
+    let lua = format!(
+        r#"
+local tokens = {{{}}}
+local threads = {{}}
+math.randomseed(11)
+function setup(thread) table.insert(threads, thread) end
+function init(args) c2xx = 0; c401 = 0; c429 = 0; c5xx = 0; other = 0 end
+request = function()
+  return wrk.format("GET", "/customers/" .. math.random(1, 1500), {{["Authorization"] = tokens[math.random(1, #tokens)]}})
+end
+response = function(status)
+  if status >= 200 and status < 300 then c2xx = c2xx + 1
+  elseif status == 401 then c401 = c401 + 1
+  elseif status == 429 then c429 = c429 + 1
+  elseif status >= 500 then c5xx = c5xx + 1
+  else other = other + 1 end
+end
+done = function(summary, latency, requests)
+  local a, b, c, d, e = 0, 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    a = a + t:get("c2xx"); b = b + t:get("c401"); c = c + t:get("c429"); d = d + t:get("c5xx"); e = e + t:get("other")
+  end
+  io.write(string.format("STATUS 2xx=%d 401=%d 429=%d 5xx=%d other=%d errors=%d\n", a, b, c, d, e,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"#,
+        tokens.join(", ")
+    );
+    let script = std::env::temp_dir().join(format!("flapi-bench-load-{}.lua", std::process::id()));
+    std::fs::write(&script, lua).expect("write wrk script");
+    let before = current_rss_mib();
+    let mut child = Command::new("wrk")
+        .args(["-t2", "-c200", &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wrk runs");
+    let mut samples = Vec::new();
+    while child.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_secs(1));
+        samples.push(current_rss_mib());
+    }
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+    }
+    let status = text
+        .lines()
+        .find(|l| l.starts_with("STATUS"))
+        .unwrap_or("STATUS (missing)");
+    let rps = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Requests/sec:"))
+        .unwrap_or("")
+        .trim();
+    let third = (samples.len() / 3).max(1);
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    let early = mean(&samples[..third.min(samples.len())]);
+    let late = mean(&samples[samples.len().saturating_sub(third)..]);
+    println!(
+        "\nload test: {seconds}s, 200 connections, JWT auth (50 principals + forged tokens), rate limits and audit on"
+    );
+    println!("  {rps}");
+    println!("  {status}");
+    println!(
+        "  RSS MiB: before {before:.1}, first third {early:.1}, last third {late:.1}, max {:.1}",
+        samples.iter().cloned().fold(f64::NAN, f64::max)
+    );
+    let records = std::fs::read_to_string(&audit_file)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    println!("  audit records written: {records}");
+    let _ = std::fs::remove_file(&audit_file);
+    let _ = std::fs::remove_file(&script);
 }
 
 fn free_port() -> u16 {
@@ -345,6 +471,9 @@ fn main() {
     });
 
     let (bare_lookup, bare_list) = bare_duckdb(&project_dir, threads, seconds);
+    let load_seconds: u64 = arg("--load-seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
 
     println!(
         "\nflapi benchmark: {seconds}s per run, {connections} connections (wrk -t2), {threads} cores\n"
@@ -440,4 +569,7 @@ fn main() {
         "  list   req/s flapi / bare DuckDB {:>6.2}  [>= 0.5]",
         ours_list.rps / bare_list
     );
+    if load_seconds > 0 {
+        load_test(&project_dir, load_seconds);
+    }
 }

@@ -61,6 +61,8 @@ pub mod decision {
     pub const NOT_FOUND: &str = "not_found";
     pub const ERROR: &str = "error";
     pub const DRY_RUN: &str = "dry_run";
+    /// Refused by the route's or tool's rate limit.
+    pub const RATE_LIMITED: &str = "rate_limited";
     /// Refused because the audit log cannot be written.
     pub const UNAVAILABLE: &str = "unavailable";
 }

@@ -14,6 +14,37 @@ use tokio::sync::Semaphore;
 use crate::encode::{ColumnKind, Format, RowWriter};
 use crate::runtime::{BindValue, EndpointDef, Plan, ProjectDef, SqlTextDef};
 
+/// The environment values a project reads (connection properties,
+/// `env.*`): kept as secrets, exposed only to bind them.
+pub type Env = HashMap<&'static str, secrecy::SecretString>;
+
+/// A DuckDB message for the log: quoted text (which may echo a bound
+/// value, a path or a connection string) is replaced by `'…'`.
+pub fn scrub(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Why a query did not produce rows. The message is for the server log
 /// only; clients get a generic text (see `server::ApiError`).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +57,8 @@ pub enum QueryError {
     Unavailable,
     #[error("the client went away or cancelled the request; the query was interrupted")]
     Cancelled,
+    #[error("{0} queries are already running or waiting (limits.max-concurrent-queries)")]
+    Busy(usize),
 }
 
 impl QueryError {
@@ -33,7 +66,7 @@ impl QueryError {
     pub fn status(&self) -> u16 {
         match self {
             QueryError::Timeout(_) => 504,
-            QueryError::Unavailable | QueryError::Cancelled => 503,
+            QueryError::Unavailable | QueryError::Cancelled | QueryError::Busy(_) => 503,
             QueryError::Failed(_) => 500,
         }
     }
@@ -84,6 +117,10 @@ pub struct DbOptions {
     pub env_overrides: Vec<(String, String)>,
     /// Replaces the path of `audit:`'s file sink (`--audit-file`).
     pub audit_file: Option<PathBuf>,
+    /// Queries running or waiting for a connection at once; more are
+    /// refused with 503 (`limits.max-concurrent-queries`; 0: four per
+    /// pooled connection).
+    pub max_queries: usize,
 }
 
 impl DbOptions {
@@ -111,6 +148,7 @@ impl DbOptions {
             query_timeout: Duration::from_millis(project.duckdb.query_timeout_ms),
             env_overrides: Vec::new(),
             audit_file: None,
+            max_queries: project.edge.max_concurrent_queries as usize,
         }
     }
 }
@@ -118,8 +156,11 @@ impl DbOptions {
 pub struct Database {
     connections: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// Queries admitted (running or waiting for a connection).
+    admission: Semaphore,
+    max_queries: usize,
     query_timeout: Duration,
-    env: HashMap<&'static str, String>,
+    env: Env,
     stats: tokio::sync::watch::Sender<QueryStats>,
 }
 
@@ -188,7 +229,7 @@ impl Database {
         for name in project.env_vars {
             match options.env_var(name) {
                 Some(value) => {
-                    env.insert(*name, value);
+                    env.insert(*name, secrecy::SecretString::from(value));
                 }
                 None => return Err(StartupError::MissingEnv(name.to_string())),
             }
@@ -221,13 +262,13 @@ impl Database {
             .execute_batch(&format!("SET file_search_path = {}", sql_literal(&base)))
             .map_err(|e| StartupError::Sandbox {
                 setting: "file_search_path".into(),
-                message: e.to_string(),
+                message: scrub(&e.to_string()),
             })?;
         for connection in project.connections {
             if let Some(init) = connection.init {
                 first.execute_batch(init).map_err(|e| StartupError::Init {
                     connection: connection.name.to_string(),
-                    message: e.to_string(),
+                    message: scrub(&e.to_string()),
                 })?;
             }
         }
@@ -245,7 +286,13 @@ impl Database {
         for connection in &connections {
             connection.set_prepared_statement_cache_capacity(512);
         }
+        let max_queries = match options.max_queries {
+            0 => connections.len() * 4,
+            n => n,
+        };
         Ok(Arc::new(Database {
+            admission: Semaphore::new(max_queries),
+            max_queries,
             permits: Semaphore::new(connections.len()),
             connections: Mutex::new(connections),
             query_timeout: options.query_timeout,
@@ -260,10 +307,38 @@ impl Database {
     pub async fn with_connection<T, F>(self: &Arc<Self>, f: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &HashMap<&'static str, String>) -> Result<T, QueryError>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection, &Env) -> Result<T, QueryError> + Send + 'static,
     {
+        self.with_deadline(self.query_timeout, f).await
+    }
+
+    /// [`with_connection`](Self::with_connection) with the endpoint's own
+    /// deadline (`query-timeout-ms`) when it has one.
+    pub async fn for_endpoint<T, F>(
+        self: &Arc<Self>,
+        endpoint: &EndpointDef,
+        f: F,
+    ) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Env) -> Result<T, QueryError> + Send + 'static,
+    {
+        let timeout = endpoint
+            .query_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.query_timeout);
+        self.with_deadline(timeout, f).await
+    }
+
+    async fn with_deadline<T, F>(self: &Arc<Self>, timeout: Duration, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Env) -> Result<T, QueryError> + Send + 'static,
+    {
+        let _admitted = self
+            .admission
+            .try_acquire()
+            .map_err(|_| QueryError::Busy(self.max_queries))?;
         let _permit = self
             .permits
             .acquire()
@@ -285,7 +360,6 @@ impl Database {
             handle: handle.clone(),
             armed: true,
         };
-        let timeout = self.query_timeout;
         let watchdog = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -361,7 +435,7 @@ impl Database {
     pub async fn ping(self: &Arc<Self>) -> bool {
         self.with_connection(|c, _| {
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .map_err(|e| QueryError::Failed(e.to_string()))
+                .map_err(|e| QueryError::Failed(scrub(&e.to_string())))
         })
         .await
         .is_ok()
@@ -528,7 +602,7 @@ fn check_single_select(connection: &Connection, sql: &str) -> Result<(), String>
     Ok(())
 }
 
-fn to_value(bind: &BindValue, env: &HashMap<&'static str, String>) -> Value {
+fn to_value(bind: &BindValue, env: &Env) -> Value {
     const EPOCH: chrono::NaiveDate =
         chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     match bind {
@@ -549,7 +623,7 @@ fn to_value(bind: &BindValue, env: &HashMap<&'static str, String>) -> Value {
         }
         BindValue::Env(name) => env
             .get(name)
-            .map(|v| Value::Text(v.clone()))
+            .map(|v| Value::Text(secrecy::ExposeSecret::expose_secret(v).to_string()))
             .unwrap_or(Value::Null),
         // Filled in from the verified caller before a query runs; one
         // left over means no caller, which is NULL (matches no row).
@@ -622,7 +696,7 @@ impl<'a> QuerySpec<'a> {
 /// bound values, LIMIT/OFFSET last.
 fn chosen_text(
     spec: &QuerySpec<'_>,
-    env: &HashMap<&'static str, String>,
+    env: &Env,
 ) -> Result<(&'static SqlTextDef, &'static str, Vec<Value>), QueryError> {
     let sql_text = spec.endpoint.texts.get(spec.text).ok_or_else(|| {
         QueryError::Failed(format!(
@@ -652,7 +726,7 @@ fn chosen_text(
 /// The exact statement and values a request would run, for a dry run.
 pub fn statement_for(
     spec: &QuerySpec<'_>,
-    env: &HashMap<&'static str, String>,
+    env: &Env,
 ) -> Result<(&'static str, Vec<Value>), QueryError> {
     chosen_text(spec, env).map(|(_, sql, values)| (sql, values))
 }
@@ -662,10 +736,10 @@ pub fn statement_for(
 /// served yet.
 pub fn explain(
     connection: &Connection,
-    env: &HashMap<&'static str, String>,
+    env: &Env,
     spec: &QuerySpec<'_>,
 ) -> Result<String, QueryError> {
-    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let failed = |e: duckdb::Error| QueryError::Failed(scrub(&e.to_string()));
     let (_, sql, values) = chosen_text(spec, env)?;
     let mut statement = connection
         .prepare(&format!("EXPLAIN {sql}"))
@@ -686,7 +760,7 @@ pub fn explain(
 /// Runs the chosen text with its binds and encodes the rows.
 pub fn run_query(
     connection: &Connection,
-    env: &HashMap<&'static str, String>,
+    env: &Env,
     spec: &QuerySpec<'_>,
 ) -> Result<PageResult, QueryError> {
     let QuerySpec {
@@ -696,7 +770,7 @@ pub fn run_query(
         format,
         ..
     } = *spec;
-    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let failed = |e: duckdb::Error| QueryError::Failed(scrub(&e.to_string()));
     let (sql_text, sql, values) = chosen_text(spec, env)?;
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
     let mut rows = statement
@@ -791,10 +865,10 @@ impl Sample {
 
 pub fn sample_query(
     connection: &Connection,
-    env: &HashMap<&'static str, String>,
+    env: &Env,
     spec: &QuerySpec<'_>,
 ) -> Result<Sample, QueryError> {
-    let failed = |e: duckdb::Error| QueryError::Failed(e.to_string());
+    let failed = |e: duckdb::Error| QueryError::Failed(scrub(&e.to_string()));
     let (sql_text, _, _) = chosen_text(spec, env)?;
     let mut values: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
     let empty = match (sql_text.capped_sql, sql_text.paged_sql) {

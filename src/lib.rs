@@ -12,9 +12,12 @@ extern crate self as flapi;
 pub mod audit;
 pub mod auth;
 pub mod db;
+pub mod edge;
 pub mod encode;
+pub mod logging;
 pub mod mcp;
 pub mod policy;
+pub mod ratelimit;
 pub mod runtime;
 pub mod server;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use flapi::project::PROJECT;
 use flapi::runtime::Access;
-use flapi::{DbOptions, app, serve};
+use flapi::{DbOptions, app, edge};
 
 fn version() -> &'static str {
     Box::leak(
@@ -97,6 +97,15 @@ struct ServeArgs {
     /// Audit log file, replacing the path in `audit:` (relative paths resolve against --project-dir).
     #[arg(long, env = "FLAPI_AUDIT_FILE")]
     audit_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM): serve HTTPS only; overrides `enforce-https.ssl-cert-file`.
+    #[arg(long, env = "FLAPI_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); reloaded with the certificate on SIGHUP.
+    #[arg(long, env = "FLAPI_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also listen on this plain-HTTP port, only to redirect to HTTPS.
+    #[arg(long, env = "FLAPI_REDIRECT_HTTP_PORT")]
+    redirect_http_port: Option<u16>,
     #[arg(long, env = "FLAPI_LOG_LEVEL", value_enum, default_value = "info")]
     log_level: LogLevel,
     #[arg(long, env = "FLAPI_LOG_FORMAT", value_enum, default_value = "text")]
@@ -111,17 +120,14 @@ fn init_logging(args: &ServeArgs) {
         LogLevel::Debug => "debug",
         LogLevel::Trace => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,h2=warn"));
     // Colours only for a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    flapi::logging::init(
+        level,
+        matches!(args.log_format, LogFormat::Json),
+        ansi,
+        std::io::stderr,
+    );
 }
 
 /// `public`, `denied` or the roles an item is open to.
@@ -282,6 +288,7 @@ fn run(args: ServeArgs) -> ExitCode {
             options.pool_size = n as usize;
         }
         options.audit_file = args.audit_file;
+        let options_base = options.base_dir.clone();
         let app = match tokio::task::spawn_blocking(move || app(&PROJECT, &options)).await {
             Ok(Ok(app)) => app,
             Ok(Err(e)) => {
@@ -299,7 +306,12 @@ fn run(args: ServeArgs) -> ExitCode {
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let port = args.port.or(PROJECT.http_port).unwrap_or(8080);
         let addr = SocketAddr::new(host, port);
-        let listener = match tokio::net::TcpListener::bind(addr).await {
+        let tls = match (args.tls_cert, args.tls_key, PROJECT.edge.tls) {
+            (Some(cert), Some(key), _) => Some((cert, key)),
+            (_, _, Some((cert, key))) => Some((options_base.join(cert), options_base.join(key))),
+            _ => None,
+        };
+        let listener = match std::net::TcpListener::bind(addr) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: cannot bind {addr}: {e}");
@@ -307,13 +319,35 @@ fn run(args: ServeArgs) -> ExitCode {
             }
         };
         let local = listener.local_addr().unwrap_or(addr);
+        if let Some(port) = args.redirect_http_port.filter(|_| tls.is_some()) {
+            let redirect_addr = SocketAddr::new(host, port);
+            match std::net::TcpListener::bind(redirect_addr) {
+                Ok(plain) => {
+                    tracing::info!("redirecting http://{redirect_addr} to HTTPS");
+                    tokio::spawn(edge::redirect_listener(
+                        plain,
+                        local.port(),
+                        app.shutdown.clone(),
+                    ));
+                }
+                Err(e) => {
+                    eprintln!("error: cannot bind {redirect_addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
             project = PROJECT.name,
             endpoints = PROJECT.endpoints.len(),
             startup_ms = started.elapsed().as_millis() as u64,
-            "listening on http://{local}"
+            "listening on {scheme}://{local}"
         );
-        match serve(listener, app.router, app.shutdown).await {
+        let listen = edge::Listen {
+            tls,
+            max_header_bytes: PROJECT.edge.max_header_bytes as usize,
+        };
+        match edge::serve_listener(listener, app.router, app.shutdown, listen).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: server failed: {e}");

@@ -35,6 +35,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::db::{Database, Page, PageResult, QueryError, QuerySpec, run_query, sample_query};
 use crate::encode::Format;
 use crate::policy::{Shape, Verdict, dry_run_report, may_dry_run, role_names};
+use crate::ratelimit::RateLimits;
 use crate::runtime::{
     Access, EndpointDef, FieldDef, FieldErrors, FieldIn, Plan, ProjectDef, PromptDef, RequestInput,
     RoleMask, is_reserved_parameter,
@@ -48,6 +49,7 @@ pub struct McpState {
     db: Arc<Database>,
     auth: Arc<Authenticator>,
     audit: Arc<Auditor>,
+    limits: Arc<RateLimits>,
     /// In the order of `tools`, `resources` and `prompts`: who may see
     /// and use each.
     tool_access: Vec<Access>,
@@ -76,6 +78,7 @@ impl McpState {
         db: Arc<Database>,
         auth: Arc<Authenticator>,
         audit: Arc<Auditor>,
+        limits: Arc<RateLimits>,
     ) -> Arc<Self> {
         let output_schema = json_object(OUTPUT_SCHEMA);
         let mut tool_access = Vec::new();
@@ -158,6 +161,7 @@ impl McpState {
             db,
             auth,
             audit,
+            limits,
             tool_access,
             resource_access,
             prompt_access: project.prompts.iter().map(|p| p.access).collect(),
@@ -360,6 +364,9 @@ fn query_failure(error: &QueryError, request_id: &str) -> String {
         QueryError::Unavailable => {
             "The server cannot run queries right now. Try again later.".to_string()
         }
+        QueryError::Busy(_) => {
+            "The server is running as many queries as it allows. Try again in a second.".to_string()
+        }
         QueryError::Cancelled => "The call was cancelled before it finished.".to_string(),
         QueryError::Failed(_) => format!(
             "The query failed inside the server. Report request id {request_id} to its operator."
@@ -380,7 +387,7 @@ impl McpState {
     ) -> Result<PageResult, QueryError> {
         let max_rows = shape.max_rows;
         let redact = shape.redact.clone();
-        let query = self.db.with_connection(move |connection, env| {
+        let query = self.db.for_endpoint(endpoint, move |connection, env| {
             let spec =
                 QuerySpec::new(endpoint, &plan, page, Format::Json).shaped(max_rows, &redact);
             run_query(connection, env, &spec)
@@ -465,6 +472,19 @@ fn caller(context: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
         .extensions
         .get::<axum::http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Arc<Principal>>().cloned())
+}
+
+/// The caller's address, from the HTTP request that carried the message.
+fn client_address(context: &RequestContext<RoleServer>) -> Option<std::net::IpAddr> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        })
+        .map(|info| info.0.ip())
 }
 
 fn granted(context: &RequestContext<RoleServer>) -> Option<RoleMask> {
@@ -644,6 +664,25 @@ impl FlapiMcp {
         if verdict == Verdict::WouldDeny && !dry_run {
             record.decision = decision::WOULD_DENY;
         }
+        if let Some(rate) = self.state.limits.tool(
+            self.state.project,
+            endpoint,
+            principal.as_ref().map(|p| p.identity()).as_deref(),
+            client_address(context),
+        ) && !rate.allowed
+        {
+            if endpoint.shadow {
+                record.decision = decision::WOULD_DENY;
+            } else {
+                record.decision = decision::RATE_LIMITED;
+                record.status = 429;
+                tracing::info!(request_id = %request_id, tool = %name, "rate limited");
+                return error_result(format!(
+                    "Rate limit reached for this tool: {} calls per {} s. Retry in {} s.",
+                    rate.limit, rate.window_secs, rate.retry_after_secs
+                ));
+            }
+        }
         let parsed = tool_input(self.state.project, endpoint, arguments.as_ref())
             .and_then(|t| (endpoint.plan)(&t.input).map(|plan| (plan, t.page)));
         let (mut plan, page) = match parsed {
@@ -671,7 +710,7 @@ impl FlapiMcp {
                 let shape = shape.clone();
                 self.state
                     .db
-                    .with_connection(move |connection, env| {
+                    .for_endpoint(endpoint, move |connection, env| {
                         let spec = QuerySpec::new(endpoint, &plan, page, Format::Json)
                             .shaped(shape.max_rows, &shape.redact);
                         if dry_run {

@@ -2,8 +2,6 @@
 //! the endpoint's enforcement mode (SPEC §9), the response shaping for the
 //! caller (SPEC §10) and the dry run's report.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
@@ -142,7 +140,7 @@ fn bind_json(bind: &BindValue) -> Value {
 /// plan, the role decision and the shaping; nothing is executed.
 pub fn dry_run_report(
     connection: &duckdb::Connection,
-    env: &HashMap<&'static str, String>,
+    env: &crate::db::Env,
     spec: &QuerySpec<'_>,
     verdict: Verdict,
     shape: &Shape,

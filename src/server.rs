@@ -21,9 +21,11 @@ use crate::auth::{Authenticator, Denial, Principal};
 use crate::db::{
     Database, DbOptions, Page, QueryError, QuerySpec, StartupError, run_query, sample_query,
 };
+use crate::edge::ClientAddr;
 use crate::encode::Format;
 use crate::mcp::{self, McpState};
 use crate::policy::{Shape, Verdict, dry_run_report, may_dry_run, role_names};
+use crate::ratelimit::{Decision, RateLimits};
 use crate::runtime::{
     Access, AuditSinkDef, EndpointDef, FieldErrors, FieldIn, ProjectDef, RequestInput,
     is_reserved_parameter,
@@ -50,6 +52,7 @@ struct AppState {
     db: Arc<Database>,
     auth: Arc<Authenticator>,
     audit: Arc<Auditor>,
+    limits: Arc<RateLimits>,
 }
 
 /// The audit log the project asks for; `options.audit_file` replaces a
@@ -112,8 +115,15 @@ pub fn router(
     audit: Arc<Auditor>,
     shutdown: CancellationToken,
 ) -> Router {
+    let limits = Arc::new(RateLimits::new(project));
     let (streamable, plain) = mcp::services(
-        McpState::new(project, db.clone(), auth.clone(), audit.clone()),
+        McpState::new(
+            project,
+            db.clone(),
+            auth.clone(),
+            audit.clone(),
+            limits.clone(),
+        ),
         shutdown,
     );
     let gate = mcp::McpGate::new(auth.clone(), project.auth.mcp, audit.clone());
@@ -122,6 +132,7 @@ pub fn router(
         db,
         auth,
         audit: audit.clone(),
+        limits,
     });
     let mcp_routes: Router = Router::new()
         .route_service(
@@ -159,22 +170,32 @@ pub fn router(
                     RawPathParams,
                     axum::extract::rejection::RawPathParamsRejection,
                 >,
+                      client: ClientAddr,
                       uri: Uri,
                       headers: HeaderMap| {
-                    handle(state, endpoint, params, uri, headers)
+                    handle(state, endpoint, params, client, uri, headers)
                 },
             ),
         );
     }
-    router
-        .fallback(|| async { error_json(StatusCode::NOT_FOUND, "no route matches this path", None) })
+    let router = router
+        .fallback(|| async {
+            error_json(StatusCode::NOT_FOUND, "no route matches this path", None)
+        })
         .method_not_allowed_fallback(|| async {
-            error_json(StatusCode::METHOD_NOT_ALLOWED, "this route does not accept that method", None)
+            error_json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not accept that method",
+                None,
+            )
         })
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(audit, rest_audit))
         .merge(mcp_routes)
-        .layer(CatchPanicLayer::custom(|_| error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)))
+        .layer(CatchPanicLayer::custom(|_| {
+            error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+        }));
+    crate::edge::harden(router, &project.edge)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
                 // Path only: query strings may carry values of sensitive fields.
@@ -217,6 +238,8 @@ pub(crate) struct AuditNote {
     truncated: Option<bool>,
     redacted: Vec<String>,
     arguments: serde_json::Value,
+    /// The route's rate-limit decision, reported in headers.
+    rate: Option<Decision>,
 }
 
 /// The decision a status stands for when the handler did not say.
@@ -411,6 +434,7 @@ async fn handle(
     State(state): State<Arc<AppState>>,
     endpoint: &'static EndpointDef,
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    ClientAddr(client): ClientAddr,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -424,12 +448,20 @@ async fn handle(
         &state,
         endpoint,
         params,
+        client,
         &uri,
         &headers,
         &request_id,
         &mut note,
     )
     .await;
+    if let Some(rate) = note.rate {
+        for (name, value) in rate.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
     if state.audit.enabled() {
         response.extensions_mut().insert(note);
     }
@@ -479,10 +511,12 @@ fn dry_run_flag(query: &mut Vec<(String, String)>, errors: &mut FieldErrors) -> 
     flag
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_endpoint(
     state: &AppState,
     endpoint: &'static EndpointDef,
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    client: Option<std::net::IpAddr>,
     uri: &Uri,
     headers: &HeaderMap,
     request_id: &str,
@@ -549,6 +583,29 @@ async fn serve_endpoint(
     if verdict == Verdict::WouldDeny && !dry_run {
         note.decision = Some(decision::WOULD_DENY);
     }
+    // Rate limits count verified callers (after authentication), so an
+    // invalid token is a 401 above and never gets a bucket of its own.
+    if let Some(rate) = state.limits.route(
+        state.project,
+        endpoint,
+        principal.as_ref().map(|p| p.identity()).as_deref(),
+        client,
+    ) {
+        note.rate = Some(rate);
+        if !rate.allowed {
+            if endpoint.shadow {
+                note.decision = Some(decision::WOULD_DENY);
+            } else {
+                note.decision = Some(decision::RATE_LIMITED);
+                tracing::info!(request_id = %request_id, endpoint = endpoint.id, "rate limited");
+                return error_json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests: retry after the time in Retry-After",
+                    Some(request_id),
+                );
+            }
+        }
+    }
 
     for (key, _) in &query {
         if is_reserved_parameter(key) && !errors.has(key) {
@@ -605,7 +662,7 @@ async fn serve_endpoint(
         note.decision = Some(decision::DRY_RUN);
         let report = state
             .db
-            .with_connection(move |connection, env| {
+            .for_endpoint(endpoint, move |connection, env| {
                 let spec = QuerySpec::new(endpoint, &plan, window, format)
                     .shaped(shape.max_rows, &shape.redact);
                 dry_run_report(connection, env, &spec, verdict, &shape)
@@ -620,7 +677,7 @@ async fn serve_endpoint(
     if shape.sample {
         let sample = state
             .db
-            .with_connection(move |connection, env| {
+            .for_endpoint(endpoint, move |connection, env| {
                 sample_query(
                     connection,
                     env,
@@ -641,7 +698,7 @@ async fn serve_endpoint(
     let redact = shape.redact.clone();
     let result = state
         .db
-        .with_connection(move |connection, env| {
+        .for_endpoint(endpoint, move |connection, env| {
             let spec = QuerySpec::new(endpoint, &plan, window, format).shaped(max_rows, &redact);
             run_query(connection, env, &spec)
         })
@@ -744,22 +801,22 @@ fn respond(
     (StatusCode::OK, headers, body).into_response()
 }
 
-/// Serves until SIGINT or SIGTERM, then ends MCP sessions and finishes
-/// in-flight requests.
+/// Serves plain HTTP until SIGINT or SIGTERM, then ends MCP sessions and
+/// finishes in-flight requests (see [`crate::edge::serve_listener`] for
+/// TLS and limits).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        })
-        .await
+    let listen = crate::edge::Listen {
+        tls: None,
+        max_header_bytes: 16 << 10,
+    };
+    crate::edge::serve_listener(listener.into_std()?, router, shutdown, listen).await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -68,10 +68,7 @@ fn start_fixture() -> App {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
+    common::unix_now()
 }
 
 fn claims(sub: &str, roles: &[&str]) -> Value {

@@ -163,6 +163,32 @@ async fn audit_records_a_mixed_sequence_exactly_and_keeps_no_secret() {
     let replaced = r.header("x-request-id").expect("request id").to_string();
     assert_ne!(replaced, "not a valid id");
     assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
+    // 7. Rate limits: `/limited` allows one call an hour per caller, over
+    //    REST and as a tool (each with its own bucket).
+    let r = get(&app, "/limited", Some("alice"), Some("seq-5")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = get(&app, "/limited", Some("alice"), Some("seq-6")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    let client = mcp_client(&url, Some(&basic("alice")))
+        .await
+        .expect("alice connects again");
+    let first = client
+        .call_tool(CallToolRequestParams::new("limited"))
+        .await
+        .expect("tools/call limited");
+    assert_ne!(first.is_error, Some(true));
+    let refused = client
+        .call_tool(CallToolRequestParams::new("limited"))
+        .await
+        .expect("tools/call limited again");
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        common::text_of(&refused).contains("Retry in"),
+        "{}",
+        common::text_of(&refused)
+    );
+    client.cancel().await.expect("close");
 
     let all = records(&log);
     // One line per record: transport method target decision status
@@ -191,18 +217,23 @@ async fn audit_records_a_mixed_sequence_exactly_and_keeps_no_secret() {
             .join(" ")
         })
         .collect();
-    assert_eq!(tools.len(), 5, "alice sees every tool but ssn_report");
+    assert_eq!(tools.len(), 6, "alice sees every tool but ssn_report");
     let expected = [
         "server start policy-fixture allow 0 null null null []",
         "rest GET /people allow 200 alice 20 true [\"ssn\"]",
         "rest GET /ssn-report deny 403 alice null null []",
         "rest GET /people invalid 400 alice null null []",
         "mcp initialize - allow 200 alice null null []",
-        "mcp tools/list - allow 200 alice 5 null []",
+        "mcp tools/list - allow 200 alice 6 null []",
         "mcp tools/call people allow 200 alice 20 true [\"ssn\"]",
         "mcp tools/call ssn_report deny 403 alice null null []",
         "rest GET /counted dry_run 200 bob null null []",
         "rest GET /people allow 200 alice 2 false [\"ssn\"]",
+        "rest GET /limited allow 200 alice 1 false []",
+        "rest GET /limited rate_limited 429 alice null null []",
+        "mcp initialize - allow 200 alice null null []",
+        "mcp tools/call limited allow 200 alice 1 false []",
+        "mcp tools/call limited rate_limited 429 alice null null []",
     ];
     assert_eq!(summary, expected, "records:\n{all:#?}");
 
@@ -257,7 +288,7 @@ async fn audit_records_a_mixed_sequence_exactly_and_keeps_no_secret() {
     let (code, out) = verify(&log);
     assert_eq!(
         (code, out.trim()),
-        (0, "OK: 10 records, hash chain intact from the start")
+        (0, "OK: 15 records, hash chain intact from the start")
     );
     let lines: Vec<&str> = text.lines().collect();
     let write = |name: &str, lines: &[&str]| {

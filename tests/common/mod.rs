@@ -49,6 +49,14 @@ pub fn fixture_options(project: &'static ProjectDef) -> DbOptions {
     options
 }
 
+/// Seconds since the Unix epoch, for token claims.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
 /// A fresh audit file path under the system temp folder, so tests running
 /// in parallel never share (or leave behind) a project's log.
 pub fn temp_audit_file() -> PathBuf {

@@ -802,6 +802,9 @@ SELECT id, name FROM people WHERE active = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: BooleanArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -849,6 +852,9 @@ SELECT id, name FROM people WHERE born = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: DateArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -896,6 +902,9 @@ SELECT id, name FROM people WHERE score = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: DoubleArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -943,6 +952,9 @@ SELECT id, name FROM people WHERE email = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: EmailArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -990,6 +1002,9 @@ SELECT id, name FROM people WHERE color = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: EnumArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1037,6 +1052,9 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: HeaderArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1084,6 +1102,9 @@ SELECT id, name FROM people WHERE age = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: IntArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1131,6 +1152,9 @@ SELECT id, name FROM people WHERE name LIKE ('%' || ? || '%') ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: LikeArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1178,6 +1202,9 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: PathArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1225,6 +1252,9 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: RegexArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1272,6 +1302,9 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: StringArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1319,6 +1352,9 @@ SELECT id, name FROM people WHERE wake = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: TimeArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1366,6 +1402,9 @@ SELECT id, name FROM people WHERE seen = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: TimestampArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1413,6 +1452,9 @@ SELECT id, name FROM people WHERE uid = ? ORDER BY id
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: UuidArgs::plan_request,
         },
     ],
@@ -1436,6 +1478,14 @@ SELECT id, name FROM people WHERE uid = ? ORDER BY id
         audit: ::core::option::Option::None,
         dry_run_roles: 0u64,
         dry_run_public: false,
+    },
+    edge: ::flapi::runtime::EdgeDef {
+        cors: ::core::option::Option::None,
+        tls: ::core::option::Option::None,
+        max_body_bytes: 1048576u64,
+        max_header_bytes: 16384u64,
+        request_timeout_ms: 60000u64,
+        max_concurrent_queries: 0u64,
     },
     openapi_json: r#"{
   "info": {

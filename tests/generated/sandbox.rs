@@ -163,6 +163,9 @@ SELECT 42 AS answer
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: OkArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -208,6 +211,9 @@ SELECT 42 AS answer
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: ReadArgs::plan_request,
         },
     ],
@@ -231,6 +237,14 @@ SELECT 42 AS answer
         audit: ::core::option::Option::None,
         dry_run_roles: 0u64,
         dry_run_public: false,
+    },
+    edge: ::flapi::runtime::EdgeDef {
+        cors: ::core::option::Option::None,
+        tls: ::core::option::Option::None,
+        max_body_bytes: 1048576u64,
+        max_header_bytes: 16384u64,
+        request_timeout_ms: 60000u64,
+        max_concurrent_queries: 0u64,
     },
     openapi_json: r#"{
   "info": {

@@ -141,6 +141,9 @@ SELECT 1 AS one
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: FastArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -180,6 +183,9 @@ SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 =
                 sample: false,
             },
             shadow: false,
+            rate_limit: ::core::option::Option::None,
+            tool_rate_limit: ::core::option::Option::None,
+            query_timeout_ms: ::core::option::Option::None,
             plan: SlowArgs::plan_request,
         },
     ],
@@ -203,6 +209,14 @@ SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 =
         audit: ::core::option::Option::None,
         dry_run_roles: 0u64,
         dry_run_public: false,
+    },
+    edge: ::flapi::runtime::EdgeDef {
+        cors: ::core::option::Option::None,
+        tls: ::core::option::Option::None,
+        max_body_bytes: 1048576u64,
+        max_header_bytes: 16384u64,
+        request_timeout_ms: 60000u64,
+        max_concurrent_queries: 0u64,
     },
     openapi_json: r#"{
   "info": {
