@@ -265,3 +265,70 @@ async fn limits_and_security_headers() {
     let r = send(&app.router, request).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_deadline_and_concurrent_query_limit() {
+    let app = start();
+    let caller = token("erin", 0);
+    // The endpoint's own deadline (1 s), not the server's (30 s).
+    let r = get(&app, "/slow", &caller).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
+
+    // `max-concurrent-queries: 1`: while /slow runs, another query is
+    // refused at once with 503, and runs again once it is over.
+    let mut stats = app.db.stats();
+    let base = stats.borrow().started;
+    let router = app.router.clone();
+    let held_caller = caller.clone();
+    let held = tokio::spawn(async move {
+        let request = Request::get("/slow")
+            .header("authorization", held_caller)
+            .body(Body::empty())
+            .expect("request");
+        send(&router, request).await.status
+    });
+    stats
+        .wait_for(|s| s.started > base)
+        .await
+        .expect("the held query starts");
+    let r = get(&app, "/customers/1", &token("frank", 0)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert!(r.json()["error"].as_str().is_some());
+    assert_eq!(held.await.expect("held call"), StatusCode::GATEWAY_TIMEOUT);
+    let r = get(&app, "/customers/1", &token("frank", 1)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused_on_the_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let listen = flapi::edge::Listen {
+        tls: None,
+        max_header_bytes: fixture::PROJECT.edge.max_header_bytes as usize,
+    };
+    tokio::spawn(flapi::edge::serve_listener(
+        listener,
+        app.router.clone(),
+        app.shutdown.clone(),
+        listen,
+    ));
+    let exchange = |extra: String| async move {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let request =
+            format!("GET /health HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.expect("send");
+        let mut reply = Vec::new();
+        let _ = tcp.read_to_end(&mut reply).await;
+        String::from_utf8_lossy(&reply).into_owned()
+    };
+    let small = exchange(String::new()).await;
+    assert!(small.starts_with("HTTP/1.1 200"), "{small}");
+    let big = exchange(format!("X-Padding: {}\r\n", "a".repeat(40_000))).await;
+    assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+    app.shutdown.cancel();
+}
