@@ -45,6 +45,11 @@ pub fn scrub(message: &str) -> String {
     out
 }
 
+/// Default admission per pooled connection: enough queueing that normal
+/// bursts (hundreds of clients on a few connections) wait their turn, while
+/// a flood beyond it gets 503 at once instead of an unbounded queue.
+pub const QUERIES_PER_CONNECTION: usize = 64;
+
 /// Why a query did not produce rows. The message is for the server log
 /// only; clients get a generic text (see `server::ApiError`).
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +123,7 @@ pub struct DbOptions {
     /// Replaces the path of `audit:`'s file sink (`--audit-file`).
     pub audit_file: Option<PathBuf>,
     /// Queries running or waiting for a connection at once; more are
-    /// refused with 503 (`limits.max-concurrent-queries`; 0: four per
+    /// refused with 503 (`limits.max-concurrent-queries`; 0: 64 per
     /// pooled connection).
     pub max_queries: usize,
 }
@@ -287,7 +292,7 @@ impl Database {
             connection.set_prepared_statement_cache_capacity(512);
         }
         let max_queries = match options.max_queries {
-            0 => connections.len() * 4,
+            0 => connections.len() * QUERIES_PER_CONNECTION,
             n => n,
         };
         Ok(Arc::new(Database {

@@ -69,7 +69,7 @@ pub struct EdgeDef {
     pub max_body_bytes: u64,
     pub max_header_bytes: u64,
     pub request_timeout_ms: u64,
-    /// Queries running at once; 0: four per pooled connection.
+    /// Queries running or waiting at once; 0: 64 per pooled connection.
     pub max_concurrent_queries: u64,
 }
 

@@ -233,8 +233,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub max_header_bytes: u64,
     pub request_timeout_ms: u64,
-    /// Queries running at once across the server; 0: four per pooled
-    /// connection.
+    /// Queries running or waiting at once across the server; 0: 64 per
+    /// pooled connection.
     pub max_concurrent_queries: u64,
 }
 
