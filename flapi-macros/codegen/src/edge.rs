@@ -3,6 +3,7 @@
 //! (`cors`, `enforce-https`, `rate-limit`) plus `limits`.
 
 use crate::diag::{Diagnostics, Location};
+use crate::raw::opt;
 use crate::yaml::{
     Kind, MapReader, Node, Sp, expect_bool, expect_int, expect_str, expect_str_list, join,
 };
@@ -42,16 +43,6 @@ pub struct RawLimits {
     pub max_header_bytes: Option<Sp<i64>>,
     pub request_timeout_ms: Option<Sp<i64>>,
     pub max_concurrent_queries: Option<Sp<i64>>,
-}
-
-fn opt<T>(
-    map: &mut MapReader<'_>,
-    key: &str,
-    diags: &mut Diagnostics,
-    read: fn(&Node, &str, &mut Diagnostics) -> Option<T>,
-) -> Option<T> {
-    let path = map.key_path(key);
-    map.take(key).and_then(|node| read(node, &path, diags))
 }
 
 fn list(map: &mut MapReader<'_>, key: &str, diags: &mut Diagnostics) -> Vec<Sp<String>> {

@@ -216,7 +216,7 @@ pub struct RawValidator {
     pub allowed_values: Vec<Sp<String>>,
 }
 
-fn opt<T>(
+pub(crate) fn opt<T>(
     reader: &mut MapReader<'_>,
     key: &str,
     diags: &mut Diagnostics,
