@@ -732,7 +732,15 @@ fn query_error(endpoint: &EndpointDef, request_id: &str, error: QueryError) -> R
         StatusCode::SERVICE_UNAVAILABLE => "the server is not able to run queries right now",
         _ => "internal error",
     };
-    error_json(status, message, Some(request_id))
+    let busy = matches!(error, QueryError::Busy(_));
+    let mut response = error_json(status, message, Some(request_id));
+    if busy {
+        // Saturation passes quickly: a query slot frees when one finishes.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 fn next_link(uri: &Uri, page: Page, total: Option<u64>) -> Option<String> {

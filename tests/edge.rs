@@ -293,6 +293,7 @@ async fn endpoint_deadline_and_concurrent_query_limit() {
         .expect("the held query starts");
     let r = get(&app, "/customers/1", &token("frank", 0)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
     assert!(r.json()["error"].as_str().is_some());
     assert_eq!(held.await.expect("held call"), StatusCode::GATEWAY_TIMEOUT);
     let r = get(&app, "/customers/1", &token("frank", 1)).await;
