@@ -246,14 +246,24 @@ impl RateLimits {
         }
     }
 
-    fn index(project: &ProjectDef, endpoint: &EndpointDef) -> Option<usize> {
-        project
+    /// The limit of `endpoint` in `limits` (routes or tools) and its
+    /// decision for this caller; `None` when it has no limit.
+    fn decide(
+        limits: &[Option<Limit>],
+        project: &ProjectDef,
+        endpoint: &EndpointDef,
+        principal: Option<&str>,
+        address: Option<IpAddr>,
+    ) -> Option<Decision> {
+        let index = project
             .endpoints
             .iter()
-            .position(|e| std::ptr::eq(e, endpoint))
+            .position(|e| std::ptr::eq(e, endpoint))?;
+        let limit = limits.get(index)?.as_ref()?;
+        Some(limit.check(&BucketKey::of(limit.def.key, principal, address)))
     }
 
-    /// The route's decision for this caller; `None` when it has no limit.
+    /// The route's decision for this caller.
     pub fn route(
         &self,
         project: &ProjectDef,
@@ -261,8 +271,7 @@ impl RateLimits {
         principal: Option<&str>,
         address: Option<IpAddr>,
     ) -> Option<Decision> {
-        let limit = self.routes.get(Self::index(project, endpoint)?)?.as_ref()?;
-        Some(limit.check(&BucketKey::of(limit.def.key, principal, address)))
+        Self::decide(&self.routes, project, endpoint, principal, address)
     }
 
     /// The MCP tool's decision for this caller.
@@ -273,8 +282,7 @@ impl RateLimits {
         principal: Option<&str>,
         address: Option<IpAddr>,
     ) -> Option<Decision> {
-        let limit = self.tools.get(Self::index(project, endpoint)?)?.as_ref()?;
-        Some(limit.check(&BucketKey::of(limit.def.key, principal, address)))
+        Self::decide(&self.tools, project, endpoint, principal, address)
     }
 }
 
