@@ -14,9 +14,26 @@ use tokio::sync::Semaphore;
 use crate::encode::{ColumnKind, Format, RowWriter};
 use crate::runtime::{BindValue, EndpointDef, Plan, ProjectDef, SqlTextDef};
 
-/// The environment values a project reads (connection properties,
-/// `env.*`): kept as secrets, exposed only to bind them.
-pub type Env = HashMap<&'static str, secrecy::SecretString>;
+/// What a query needs besides its connection: the environment values a
+/// project reads (connection properties, `env.*`), kept as secrets and
+/// exposed only to bind them, and the masked texts of endpoints with
+/// redaction.
+#[derive(Default)]
+pub struct Env {
+    values: HashMap<&'static str, secrecy::SecretString>,
+    masking: crate::masking::Masking,
+}
+
+impl Env {
+    pub fn get(&self, name: &str) -> Option<&secrecy::SecretString> {
+        self.values.get(name)
+    }
+
+    /// Every environment value, for scrubbing text before it is shown.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &secrecy::SecretString)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+}
 
 /// A DuckDB message for the log: quoted text (which may echo a bound
 /// value, a path or a connection string) is replaced by `'…'`.
@@ -107,6 +124,8 @@ pub enum StartupError {
     },
     #[error("environment variable `{0}` is used by a template but not set")]
     MissingEnv(String),
+    #[error("redaction: {0}")]
+    Masking(#[from] crate::masking::MaskingError),
 }
 
 /// Runtime choices that are not in the project (CLI flags, environment).
@@ -277,11 +296,27 @@ impl Database {
                 })?;
             }
         }
+        // Masked projections are created before the sandbox locks the
+        // configuration; every masked text is proven on the way.
+        let masking = crate::masking::prepare(&first, project)?;
         apply_sandbox(&first, project, &options.base_dir)?;
 
+        // DuckDB's parser checks every text before any is prepared:
+        // `prepare` would run all but the last statement of a string.
+        let macros = crate::masking::macros(&first).map_err(|message| StartupError::Sandbox {
+            setting: "duckdb_functions".into(),
+            message,
+        })?;
         for endpoint in project.endpoints {
-            check_endpoint_sql(&first, endpoint)?;
+            check_endpoint_sql(&first, project, endpoint, &macros)?;
         }
+        for endpoint in project.endpoints {
+            prepare_endpoint_sql(&first, endpoint, &masking)?;
+        }
+        let env = Env {
+            values: env,
+            masking,
+        };
 
         let mut connections = Vec::with_capacity(options.pool_size);
         for _ in 1..options.pool_size.max(1) {
@@ -533,75 +568,69 @@ fn apply_sandbox(
     Ok(())
 }
 
-/// Every SQL text of an endpoint must prepare. For the `startup` opt-out,
-/// DuckDB's own parser first proves the text is exactly one SELECT without
-/// running anything: `prepare` would execute all but the last statement of
-/// a multi-statement string.
-fn check_endpoint_sql(connection: &Connection, endpoint: &EndpointDef) -> Result<(), StartupError> {
-    let fail = |message: String| StartupError::Sql {
+fn sql_error(endpoint: &EndpointDef, message: String) -> StartupError {
+    StartupError::Sql {
         endpoint: endpoint.id.to_string(),
-        source_file: endpoint.source.to_string(),
+        source_file: endpoint.template_source.to_string(),
         message,
-    };
+    }
+}
+
+/// DuckDB's parser reads every final text of an endpoint (plain, paged,
+/// capped, count) and `sqlguard` holds it to the build's reading and the
+/// allowlist. Nothing is prepared or run here.
+fn check_endpoint_sql(
+    connection: &Connection,
+    project: &ProjectDef,
+    endpoint: &EndpointDef,
+    macros: &std::collections::BTreeSet<String>,
+) -> Result<(), StartupError> {
     for text in endpoint.texts {
-        if endpoint.validate_sql_at_startup {
-            check_single_select(connection, text.sql).map_err(fail)?;
-        }
-        for sql in [
-            Some(text.sql),
-            text.paged_sql,
-            text.capped_sql,
-            text.count_sql,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            connection
-                .prepare_cached(sql)
-                .map_err(|e| fail(e.to_string()))?;
+        for (sql, wrapper_parameters) in [
+            (Some(text.sql), 0),
+            (text.paged_sql, 2),
+            (text.capped_sql, 1),
+            (text.count_sql, 0),
+        ] {
+            let Some(sql) = sql else { continue };
+            let expect = crate::sqlguard::Expect {
+                facts: text.facts.as_ref(),
+                wrapper_parameters,
+                masked: false,
+                allowed_functions: project.allowed_functions,
+                macros,
+            };
+            crate::sqlguard::check(connection, sql, expect)
+                .map_err(|message| sql_error(endpoint, message))?;
         }
     }
     Ok(())
 }
 
-/// Functions no endpoint may call (mirrors the build-time list).
-const FORBIDDEN_FUNCTIONS: &[&str] = &["query", "query_table", "getenv"];
-
-fn check_single_select(connection: &Connection, sql: &str) -> Result<(), String> {
-    let json: String = connection
-        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    let parsed: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-    if parsed.get("error").and_then(|e| e.as_bool()) != Some(false) {
-        let message = parsed
-            .get("error_message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("not a single SELECT statement");
-        return Err(format!("not exactly one read-only SELECT: {message}"));
-    }
-    let count = parsed
-        .get("statements")
-        .and_then(|s| s.as_array())
-        .map(|s| s.len())
-        .unwrap_or(0);
-    if count != 1 {
-        return Err(format!(
-            "a read endpoint must be exactly one SQL statement, found {count}"
-        ));
-    }
-    let mut stack = vec![&parsed];
-    while let Some(node) = stack.pop() {
-        match node {
-            serde_json::Value::Object(map) => {
-                if let Some(name) = map.get("function_name").and_then(|n| n.as_str())
-                    && FORBIDDEN_FUNCTIONS.contains(&name.to_ascii_lowercase().as_str())
-                {
-                    return Err(format!("function `{name}` is not allowed in endpoint SQL"));
-                }
-                stack.extend(map.values());
-            }
-            serde_json::Value::Array(items) => stack.extend(items),
-            _ => {}
+/// Every text of an endpoint, and its masked forms, must prepare.
+fn prepare_endpoint_sql(
+    connection: &Connection,
+    endpoint: &EndpointDef,
+    masking: &crate::masking::Masking,
+) -> Result<(), StartupError> {
+    let masked: Vec<&str> = endpoint.shaping.redact.iter().map(|r| r.column).collect();
+    for (t, text) in endpoint.texts.iter().enumerate() {
+        let mut all: Vec<&str> = [Some(text.sql), text.paged_sql, text.capped_sql, text.count_sql]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Some(m) = masking.text(endpoint.id, t, &masked) {
+            all.extend(
+                [Some(&m.sql), m.paged_sql.as_ref(), m.capped_sql.as_ref(), m.count_sql.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            );
+        }
+        for sql in all {
+            connection
+                .prepare_cached(sql)
+                .map_err(|e| sql_error(endpoint, scrub(&e.to_string())))?;
         }
     }
     Ok(())
@@ -697,18 +726,52 @@ impl<'a> QuerySpec<'a> {
     }
 }
 
-/// The SQL a request runs (the paged form when it has a page) and its
-/// bound values, LIMIT/OFFSET last.
-fn chosen_text(
-    spec: &QuerySpec<'_>,
-    env: &Env,
-) -> Result<(&'static SqlTextDef, &'static str, Vec<Value>), QueryError> {
-    let sql_text = spec.endpoint.texts.get(spec.text).ok_or_else(|| {
+/// The four forms of the text a request runs: the endpoint's own, or
+/// their masked variants when the caller has masked columns.
+#[derive(Clone, Copy)]
+struct Forms<'a> {
+    sql: &'a str,
+    paged_sql: Option<&'a str>,
+    capped_sql: Option<&'a str>,
+    count_sql: Option<&'a str>,
+}
+
+fn forms<'a>(spec: &QuerySpec<'_>, env: &'a Env) -> Result<Forms<'a>, QueryError> {
+    let text = spec.endpoint.texts.get(spec.text).ok_or_else(|| {
         QueryError::Failed(format!(
             "plan chose SQL text {}, which does not exist",
             spec.text
         ))
     })?;
+    if spec.redact.is_empty() {
+        return Ok(Forms {
+            sql: text.sql,
+            paged_sql: text.paged_sql,
+            capped_sql: text.capped_sql,
+            count_sql: text.count_sql,
+        });
+    }
+    // Masked columns and no proven masked text: refuse, never run the
+    // unmasked text.
+    let masked = env
+        .masking
+        .text(spec.endpoint.id, spec.text, spec.redact)
+        .ok_or_else(|| QueryError::Failed("no masked text for this caller".into()))?;
+    Ok(Forms {
+        sql: &masked.sql,
+        paged_sql: masked.paged_sql.as_deref(),
+        capped_sql: masked.capped_sql.as_deref(),
+        count_sql: masked.count_sql.as_deref(),
+    })
+}
+
+/// The SQL a request runs (the paged form when it has a page) and its
+/// bound values, LIMIT/OFFSET last.
+fn chosen_text<'a>(
+    spec: &QuerySpec<'_>,
+    env: &'a Env,
+) -> Result<(Forms<'a>, &'a str, Vec<Value>), QueryError> {
+    let sql_text = forms(spec, env)?;
     let mut values: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
     // One row past the cap tells whether there were more.
     let cap = spec.max_rows.map(|max| max.saturating_add(1));
@@ -729,10 +792,10 @@ fn chosen_text(
 }
 
 /// The exact statement and values a request would run, for a dry run.
-pub fn statement_for(
+pub fn statement_for<'a>(
     spec: &QuerySpec<'_>,
-    env: &Env,
-) -> Result<(&'static str, Vec<Value>), QueryError> {
+    env: &'a Env,
+) -> Result<(&'a str, Vec<Value>), QueryError> {
     chosen_text(spec, env).map(|(_, sql, values)| (sql, values))
 }
 
@@ -745,7 +808,14 @@ pub fn explain(
     spec: &QuerySpec<'_>,
 ) -> Result<String, QueryError> {
     let failed = |e: duckdb::Error| QueryError::Failed(scrub(&e.to_string()));
-    let (_, sql, values) = chosen_text(spec, env)?;
+    let (_, sql, mut values) = chosen_text(spec, env)?;
+    // The plan may print bound constants: it is planned with each
+    // environment value replaced by its name, so it cannot show one.
+    for (value, bind) in values.iter_mut().zip(spec.binds) {
+        if let BindValue::Env(name) = bind {
+            *value = Value::Text(format!("{{{{ env.{name} }}}}"));
+        }
+    }
     let mut statement = connection
         .prepare(&format!("EXPLAIN {sql}"))
         .map_err(failed)?;
@@ -786,13 +856,7 @@ pub fn run_query(
             let names = statement.column_names();
             let kinds = (0..names.len())
                 .map(|i| {
-                    if spec
-                        .redact
-                        .iter()
-                        .any(|r| r.eq_ignore_ascii_case(&names[i]))
-                    {
-                        ColumnKind::Redacted
-                    } else if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
+                    if statement.column_type(i) == duckdb::arrow::datatypes::DataType::Null {
                         ColumnKind::Null
                     } else if statement.column_logical_type(i).get_alias().as_deref()
                         == Some("JSON")
@@ -807,12 +871,9 @@ pub fn run_query(
         }
         None => (Vec::new(), Vec::new()),
     };
-    let redacted: Vec<String> = columns
-        .iter()
-        .zip(&kinds)
-        .filter(|(_, k)| **k == ColumnKind::Redacted)
-        .map(|(c, _)| c.clone())
-        .collect();
+    // Masking happened inside DuckDB (the masked text); what is recorded
+    // is which columns were masked for this caller.
+    let redacted: Vec<String> = spec.redact.iter().map(|c| c.to_string()).collect();
     let mut writer = RowWriter::new(format, &columns, kinds);
     let mut count = 0u64;
     let mut truncated = false;

@@ -33,12 +33,7 @@ pub enum ColumnKind {
     /// A column of type NULL (`SELECT NULL`, or a parameter bound to NULL):
     /// every value is null, and reading it is never attempted.
     Null,
-    /// Masked by `redact-columns`: the value is never read.
-    Redacted,
 }
-
-/// What a redacted cell says.
-pub const REDACTED_CELL: &str = "[redacted]";
 
 /// Accumulates encoded rows.
 pub struct RowWriter {
@@ -101,12 +96,6 @@ impl RowWriter {
                         self.buf.extend_from_slice(b"null");
                         continue;
                     }
-                    if kind == ColumnKind::Redacted {
-                        self.buf.push(b'"');
-                        self.buf.extend_from_slice(REDACTED_CELL.as_bytes());
-                        self.buf.push(b'"');
-                        continue;
-                    }
                     let value = row.get_ref(i)?;
                     match value {
                         ValueRef::Text(bytes)
@@ -127,9 +116,6 @@ impl RowWriter {
                     self.cell.clear();
                     match self.kinds.get(i) {
                         Some(ColumnKind::Null) => {}
-                        Some(ColumnKind::Redacted) => {
-                            self.cell.extend_from_slice(REDACTED_CELL.as_bytes())
-                        }
                         _ => write_ref(&mut self.cell, row.get_ref(i)?, Mode::Csv),
                     }
                     cells.push(self.cell.clone());

@@ -15,11 +15,13 @@ pub mod db;
 pub mod edge;
 pub mod encode;
 pub mod logging;
+pub mod masking;
 pub mod mcp;
 pub mod policy;
 pub mod ratelimit;
 pub mod runtime;
 pub mod server;
+pub mod sqlguard;
 
 /// The default project, compiled by `build.rs` from `project/` (or the
 /// folder in `FLAPI_PROJECT`).

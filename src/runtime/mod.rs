@@ -31,6 +31,8 @@ pub struct ProjectDef {
     /// Environment variables templates bind (`{{ env.NAME }}`), read at
     /// start-up; a missing one stops the server from starting.
     pub env_vars: &'static [&'static str],
+    /// `template.allowed-functions`: functions beyond flapi's allowlist.
+    pub allowed_functions: &'static [&'static str],
     pub endpoints: &'static [EndpointDef],
     pub mcp: McpDef,
     pub prompts: &'static [PromptDef],
@@ -408,6 +410,20 @@ pub struct SqlTextDef {
     /// `sql` wrapped in `LIMIT ?`: a row cap pushed into the query.
     pub capped_sql: Option<&'static str>,
     pub count_sql: Option<&'static str>,
+    /// What the build's parser read in `sql`; the server holds DuckDB's
+    /// parse to it at start-up. `None` for `sql-validation: startup`.
+    pub facts: Option<SqlFactsDef>,
+}
+
+/// The build's reading of one SQL text (SPEC §4: DuckDB must agree).
+#[derive(Debug)]
+pub struct SqlFactsDef {
+    /// Functions and table functions, lower case.
+    pub functions: &'static [&'static str],
+    /// Table names (last part), lower case.
+    pub tables: &'static [&'static str],
+    /// Bound values (`?`) in `sql`.
+    pub parameters: usize,
 }
 
 pub type PlanFn = fn(&RequestInput) -> Result<Plan, FieldErrors>;

@@ -31,6 +31,11 @@ pub struct TemplateInput<'a> {
     /// `None` when the project has no authentication configured; else the
     /// JWT claims templates may read as `auth.claims.<name>`.
     pub auth_claims: Option<&'a [String]>,
+    /// `template.allowed-functions` of flapi.yaml.
+    pub allowed_functions: &'a [String],
+    /// The endpoint has `response.redact-columns`: its SQL may read only
+    /// plain tables, which the server masks (SPEC §10).
+    pub masked: bool,
 }
 
 /// What a `{{ name }}` refers to.
@@ -66,6 +71,9 @@ enum Tok {
 enum Seg {
     Sql(String),
     Bind(BindSource),
+    /// A request field inside a quoted SQL string: always a bound value,
+    /// but its surroundings may make it name something (`read_csv('…')`).
+    FieldInLiteral { field: usize, offset: usize },
     Unquoted { field: usize, offset: usize },
     QuotedIdent { field: usize, offset: usize },
 }
@@ -83,6 +91,7 @@ struct Compiler<'a> {
 }
 
 pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTemplate {
+    crate::lexical::check_template(input.map, diags);
     let mut compiler = Compiler {
         input,
         targets: BTreeMap::new(),
@@ -110,7 +119,9 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
         let roles = compiler.classify(&segs, &mut scratch);
         for (seg, role) in segs.iter().zip(&roles) {
             match seg {
-                Seg::QuotedIdent { field, .. } => {
+                Seg::QuotedIdent { field, .. }
+                    if matches!(input.fields[*field].ty, FieldType::Enum { .. }) =>
+                {
                     choice_fields.insert(*field);
                 }
                 Seg::Unquoted { field, .. } if *role == Some(Role::Identifier) => {
@@ -166,13 +177,13 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
         let index = match text_index.get(&sql) {
             Some(index) => *index,
             None => {
-                if input.check_sql {
-                    check_read_only(&sql, input, diags);
-                }
+                let facts = input
+                    .check_sql
+                    .then(|| check_read_only(&sql, input, diags));
                 let index = template.texts.len();
-                template
-                    .texts
-                    .push(sql_text(&sql, input.paginate, input.check_sql));
+                let mut text = sql_text(&sql, input.paginate, input.check_sql);
+                text.facts = facts;
+                template.texts.push(text);
                 text_index.insert(sql, index);
                 index
             }
@@ -206,6 +217,7 @@ fn sql_text(sql: &str, paginate: bool, checked: bool) -> SqlText {
         capped_sql: (!paginate && checked)
             .then(|| format!("SELECT * FROM (\n{sql}\n) AS flapi_rows LIMIT ?")),
         count_sql: paginate.then(|| count_sql(sql)),
+        facts: None,
     }
 }
 
@@ -214,29 +226,89 @@ pub fn count_sql(sql: &str) -> String {
     format!("SELECT count(*) AS total_count FROM (\n{sql}\n) AS flapi_page")
 }
 
-fn check_read_only(sql: &str, input: &TemplateInput<'_>, diags: &mut Diagnostics) {
-    let at = input.map.at(0);
+fn check_read_only(sql: &str, input: &TemplateInput<'_>, diags: &mut Diagnostics) -> sqlcheck::Facts {
     match sqlcheck::parse(sql) {
         Ok(statements) => {
-            for problem in sqlcheck::read_only_problems(&statements) {
-                diags.error(
-                    &at,
-                    "",
-                    problem,
-                    Some("read endpoints run one SELECT; setup belongs in a connection's `init`".into()),
-                );
+            let rules = sqlcheck::Rules {
+                allowed_functions: input.allowed_functions,
+                masked: input.masked,
+            };
+            for problem in sqlcheck::read_only_problems(&statements, rules) {
+                let offset = problem
+                    .token
+                    .as_deref()
+                    .and_then(|token| locate_word(input.map.src, token))
+                    .unwrap_or(0);
+                diags.error(&input.map.at(offset), "", problem.message, Some(problem.hint));
             }
+            sqlcheck::facts(&statements)
         }
-        Err(message) => diags.error(
-            &at,
-            "",
-            format!("the SQL does not parse: {message}"),
-            Some(
-                "fix the SQL; if it is valid DuckDB syntax the build's parser cannot read, set `sql-validation: startup` on the endpoint so DuckDB checks it when the server starts"
-                    .into(),
-            ),
-        ),
+        Err(message) => {
+            diags.error(
+                &input.map.at(0),
+                "",
+                format!("the SQL does not parse: {message}"),
+                Some(
+                    "fix the SQL; if it is valid DuckDB syntax the build's parser cannot read, set `sql-validation: startup` on the endpoint so DuckDB checks it when the server starts"
+                        .into(),
+                ),
+            );
+            sqlcheck::Facts::default()
+        }
     }
+}
+
+/// Byte offset of the first whole-word, case-insensitive occurrence of
+/// `word` in template source outside string literals and comments, so a
+/// problem found in a rendered SQL text points at its line in the file.
+pub fn locate_word(src: &str, word: &str) -> Option<usize> {
+    let lower = src.to_ascii_lowercase();
+    let word = word.to_ascii_lowercase();
+    if word.is_empty() {
+        return None;
+    }
+    let bytes = lower.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut from = 0;
+    let mut fallback = None;
+    while let Some(rel) = lower[from..].find(&word) {
+        let at = from + rel;
+        let end = at + word.len();
+        let before_ok = at == 0 || !is_word(bytes[at - 1]);
+        let after_ok = end >= bytes.len() || !is_word(bytes[end]);
+        if before_ok && after_ok {
+            if !inside_literal_or_comment(src, at) {
+                return Some(at);
+            }
+            fallback.get_or_insert(at);
+        }
+        from = at + 1;
+    }
+    fallback
+}
+
+fn inside_literal_or_comment(src: &str, offset: usize) -> bool {
+    let mut chars = src[..offset].chars().peekable();
+    let (mut single, mut double, mut line, mut block) = (false, false, false, false);
+    while let Some(c) = chars.next() {
+        match c {
+            _ if line => line = c != '\n',
+            '*' if block && chars.peek() == Some(&'/') => {
+                chars.next();
+                block = false;
+            }
+            _ if block => {}
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '-' if !single && !double && chars.peek() == Some(&'-') => line = true,
+            '/' if !single && !double && chars.peek() == Some(&'*') => {
+                chars.next();
+                block = true;
+            }
+            _ => {}
+        }
+    }
+    single || double || line || block
 }
 
 /// Optional fields and booleans decide sections at request time; a
@@ -531,6 +603,14 @@ impl Compiler<'_> {
         enum Lit {
             Text(String),
             Bind(BindSource),
+            Field(usize, usize),
+        }
+        fn lit_seg(lit: Lit) -> Option<Seg> {
+            match lit {
+                Lit::Text(_) => None,
+                Lit::Bind(b) => Some(Seg::Bind(b)),
+                Lit::Field(field, offset) => Some(Seg::FieldInLiteral { field, offset }),
+            }
         }
         let mut out: Vec<Seg> = Vec::new();
         fn push_sql(out: &mut Vec<Seg>, text: &str) {
@@ -591,20 +671,20 @@ impl Compiler<'_> {
                         .into_iter()
                         .filter(|p| !matches!(p, Lit::Text(t) if t.is_empty()))
                         .collect();
-                    let binds = parts.iter().filter(|p| matches!(p, Lit::Bind(_))).count();
+                    let binds = parts.iter().filter(|p| !matches!(p, Lit::Text(_))).count();
                     if binds == 0 {
                         let text: String = parts
                             .iter()
                             .map(|p| match p {
                                 Lit::Text(t) => t.as_str(),
-                                Lit::Bind(_) => "",
+                                Lit::Bind(_) | Lit::Field(..) => "",
                             })
                             .collect();
                         push_sql(&mut out, &format!("'{text}'"));
                     } else if parts.len() == 1 {
                         // `'{{ params.d }}'` is exactly the value: `?`.
-                        if let Some(Lit::Bind(b)) = parts.into_iter().next() {
-                            out.push(Seg::Bind(b));
+                        if let Some(seg) = parts.into_iter().next().and_then(lit_seg) {
+                            out.push(seg);
                         }
                     } else {
                         // `'%{{ params.q }}%'` becomes `('%' || ? || '%')`.
@@ -615,7 +695,7 @@ impl Compiler<'_> {
                             }
                             match part {
                                 Lit::Text(t) => push_sql(&mut out, &format!("'{t}'")),
-                                Lit::Bind(b) => out.push(Seg::Bind(b)),
+                                other => out.extend(lit_seg(other)),
                             }
                         }
                         push_sql(&mut out, ")");
@@ -623,10 +703,10 @@ impl Compiler<'_> {
                     state = State::Normal;
                 }
                 (State::Single, Tok::Ch(c)) => current.push(*c),
-                (State::Single, Tok::Site(target, _)) => match target {
+                (State::Single, Tok::Site(target, offset)) => match target {
                     Target::Field(field) => {
                         literal.push(Lit::Text(std::mem::take(&mut current)));
-                        literal.push(Lit::Bind(BindSource::Field(*field)));
+                        literal.push(Lit::Field(*field, *offset));
                     }
                     Target::Bound(source) => {
                         literal.push(Lit::Text(std::mem::take(&mut current)));
@@ -736,6 +816,7 @@ impl Compiler<'_> {
                 match seg {
                     Seg::Sql(s) => text.push_str(s),
                     Seg::Bind(_) => text.push('?'),
+                    Seg::FieldInLiteral { .. } => text.push_str(&format!(" ${} ", 1001 + i)),
                     Seg::Unquoted { .. } if as_identifier(i) => text.push_str("flapi_site"),
                     Seg::Unquoted { .. } => text.push_str(&format!(" ${} ", 1001 + i)),
                     Seg::QuotedIdent { .. } => text.push_str("flapi_site"),
@@ -746,6 +827,25 @@ impl Compiler<'_> {
         match sqlcheck::parse(&probe(&|_| false)) {
             Ok(statements) => {
                 let positions = sqlcheck::placeholder_positions(&statements);
+                for (i, seg) in segs.iter().enumerate() {
+                    let (Seg::Unquoted { field, offset } | Seg::FieldInLiteral { field, offset }) =
+                        seg
+                    else {
+                        continue;
+                    };
+                    let name = format!("${}", 1001 + i);
+                    if let Some(function) = positions.name_args.get(&name)
+                        && !matches!(self.input.fields[*field].ty, FieldType::Enum { .. })
+                    {
+                        let field_name = &self.input.fields[*field].name;
+                        diags.error(
+                            &self.input.map.at(*offset),
+                            "",
+                            format!("`params.{field_name}` is an argument of `{function}` that names a column, field, path, variable, setting, file or SQL text, so the caller would choose what is read"),
+                            Some(format!("give `{field_name}` an enum validator (`type: enum` with `allowedValues`) listing the names it may choose")),
+                        );
+                    }
+                }
                 for &i in &unquoted {
                     let name = format!("${}", 1001 + i);
                     roles[i] = Some(if positions.identifier_like.contains(&name) {
@@ -810,6 +910,10 @@ impl Compiler<'_> {
                     sql.push('?');
                     binds.push(b.clone());
                 }
+                Seg::FieldInLiteral { field, .. } => {
+                    sql.push('?');
+                    binds.push(BindSource::Field(*field));
+                }
                 Seg::Unquoted { field, .. } if *role != Some(Role::Identifier) => {
                     sql.push('?');
                     binds.push(BindSource::Field(*field));
@@ -837,8 +941,16 @@ impl Compiler<'_> {
     ) -> Option<String> {
         let f = &self.input.fields[field];
         let at = self.input.map.at(offset);
-        // A non-enum identifier site was reported by `classify`.
+        // A non-enum unquoted identifier site was reported by `classify`.
         let FieldType::Enum { values } = &f.ty else {
+            if quoted {
+                diags.error(
+                    &at,
+                    "",
+                    format!("`params.{}` sits inside a double-quoted identifier, where a value cannot be bound", f.name),
+                    Some(format!("give `{}` an enum validator (`type: enum` with `allowedValues`) so each allowed value maps to a fixed identifier", f.name)),
+                );
+            }
             return None;
         };
         let chosen = dimensions.iter().zip(key).find_map(|(d, v)| match (d, v) {

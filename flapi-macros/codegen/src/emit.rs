@@ -543,7 +543,13 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         let paged = opt_str(t.paged_sql.as_deref());
         let capped = opt_str(t.capped_sql.as_deref());
         let count = opt_str(t.count_sql.as_deref());
-        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, capped_sql: #capped, count_sql: #count })
+        let facts = opt(t.facts.as_ref().map(|f| {
+            let functions = f.functions.iter();
+            let tables = f.tables.iter();
+            let parameters = f.parameters;
+            quote!(::flapi::runtime::SqlFactsDef { functions: &[#(#functions),*], tables: &[#(#tables),*], parameters: #parameters })
+        }));
+        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, capped_sql: #capped, count_sql: #count, facts: #facts })
     });
     let rate_limit = opt(endpoint.rate_limit.as_ref().map(emit_rate_limit));
     let tool_rate_limit = opt(endpoint.tool_rate_limit.as_ref().map(emit_rate_limit));
@@ -826,6 +832,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             _ => None,
         })
         .collect();
+    let allowed_functions = project.allowed_functions.iter();
     env_vars.sort_unstable();
     env_vars.dedup();
     let tracking = if options.track_files {
@@ -873,6 +880,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             default_limit: #default_limit,
             max_limit: #max_limit,
             env_vars: &[#(#env_vars),*],
+            allowed_functions: &[#(#allowed_functions),*],
             endpoints: &[#(#defs),*],
             mcp: ::flapi::runtime::McpDef {
                 instructions: #instructions,

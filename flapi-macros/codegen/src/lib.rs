@@ -13,6 +13,7 @@ pub mod diag;
 pub mod edge;
 pub mod emit;
 pub mod hygiene;
+pub mod lexical;
 pub mod lineage;
 pub mod mcp;
 pub mod model;

@@ -17,6 +17,8 @@ pub struct Project {
     pub default_limit: u64,
     pub max_limit: u64,
     pub env_whitelist: Vec<String>,
+    /// `template.allowed-functions`, lower case.
+    pub allowed_functions: Vec<String>,
     pub endpoints: Vec<Endpoint>,
     pub mcp: McpSettings,
     pub prompts: Vec<Prompt>,
@@ -420,6 +422,10 @@ pub struct SqlText {
     /// into the query, so no more than cap+1 rows are ever read.
     pub capped_sql: Option<String>,
     pub count_sql: Option<String>,
+    /// What the build's parser read in `sql` (functions, tables, `?`
+    /// count), compared with DuckDB's parse at start-up; `None` for the
+    /// `sql-validation: startup` opt-out.
+    pub facts: Option<crate::sqlcheck::Facts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

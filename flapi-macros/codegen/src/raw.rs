@@ -22,6 +22,8 @@ pub struct RawProject {
     pub project_description: Option<Sp<String>>,
     pub template_path: Option<Sp<String>>,
     pub environment_whitelist: Vec<Sp<String>>,
+    /// `template.allowed-functions`: functions beyond flapi's allowlist.
+    pub allowed_functions: Vec<Sp<String>>,
     pub connections: Vec<RawConnection>,
     pub duckdb: RawDuckdb,
     pub http_host: Option<Sp<String>>,
@@ -270,7 +272,11 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
             project.environment_whitelist =
                 expect_str_list(list, "template.environment-whitelist", diags);
         }
-        template.finish(&["path", "environment-whitelist"], diags);
+        if let Some(list) = template.take("allowed-functions") {
+            project.allowed_functions =
+                expect_str_list(list, "template.allowed-functions", diags);
+        }
+        template.finish(&["path", "environment-whitelist", "allowed-functions"], diags);
     }
 
     if let Some(node) = map.take("connections") {

@@ -48,6 +48,11 @@ pub fn resolve_project(
         }
     };
 
+    let allowed_functions: Vec<String> = raw
+        .allowed_functions
+        .iter()
+        .map(|f| f.value.trim().to_ascii_lowercase())
+        .collect();
     let env_whitelist: Vec<Regex> = raw
         .environment_whitelist
         .iter()
@@ -190,6 +195,7 @@ pub fn resolve_project(
             &connections,
             &env_whitelist,
             auth_claims.as_deref(),
+            &allowed_functions,
             diags,
         ) else {
             continue;
@@ -285,6 +291,7 @@ pub fn resolve_project(
             .iter()
             .map(|p| p.value.clone())
             .collect(),
+        allowed_functions,
         endpoints: resolved,
         mcp,
         prompts,
@@ -529,6 +536,7 @@ fn resolve_endpoint(
     connections: &[Connection],
     env_whitelist: &[Regex],
     auth_claims: Option<&[String]>,
+    allowed_functions: &[String],
     diags: &mut Diagnostics,
 ) -> Option<Endpoint> {
     let source = raw
@@ -787,6 +795,12 @@ fn resolve_endpoint(
             check_sql: sql_validation == SqlValidation::Build,
             paginate,
             auth_claims,
+            allowed_functions,
+            masked: raw
+                .response
+                .iter()
+                .chain(raw.mcp_tool.iter().filter_map(|t| t.response.as_ref()))
+                .any(|r| !r.redact_columns.is_empty()),
         },
         diags,
     );

@@ -304,7 +304,7 @@ fn query_table_functions_are_rejected() {
         &d,
         "sqls/items.sql",
         1,
-        1,
+        15,
         "function `query` is not allowed",
     );
 }

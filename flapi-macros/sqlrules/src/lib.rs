@@ -1,0 +1,174 @@
+//! The SQL rules the build (over sqlparser's reading of a template) and
+//! the server (over DuckDB's own parse, at start-up) both apply, kept in
+//! one place so the two cannot drift apart:
+//!
+//! - [`catalog`]: every function DuckDB 2.0 ships, classified once
+//!   (`duckdb_functions.tsv`), which is the allowlist;
+//! - [`lexical`]: constructs the two parsers read differently, refused;
+//! - [`is_plain_name`]: table names that can only mean a catalog entry.
+
+pub mod lexical;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+/// How DuckDB 2.0's function catalog classifies one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionClass {
+    /// `scalar`, `aggregate`, `window`, `table`, `macro`, `table_macro`,
+    /// `pragma`.
+    pub kinds: BTreeSet<String>,
+    /// `safe`, `table_pure`, `files`, `sql`, `settings`, `variables`,
+    /// `secrets`, `metadata`, `side_effect`.
+    pub class: String,
+    /// Argument positions that name something (a field, a path, a file).
+    pub name_args: NameArgs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameArgs {
+    None,
+    All,
+    Positions(Vec<usize>),
+}
+
+impl NameArgs {
+    pub fn covers(&self, position: usize) -> bool {
+        match self {
+            NameArgs::None => false,
+            NameArgs::All => true,
+            NameArgs::Positions(p) => p.contains(&position),
+        }
+    }
+}
+
+/// DuckDB's function catalog, as classified in `duckdb_functions.tsv`.
+pub fn catalog() -> &'static BTreeMap<String, FunctionClass> {
+    static CATALOG: OnceLock<BTreeMap<String, FunctionClass>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let mut map: BTreeMap<String, FunctionClass> = BTreeMap::new();
+        for line in include_str!("duckdb_functions.tsv").lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let [name, kind, class, args, ..] = cols[..] else {
+                continue;
+            };
+            let name_args = match args.trim() {
+                "-" | "" => NameArgs::None,
+                "*" => NameArgs::All,
+                list => NameArgs::Positions(
+                    list.split(',')
+                        .filter_map(|p| p.trim().parse().ok())
+                        .collect(),
+                ),
+            };
+            let entry = map
+                .entry(name.to_ascii_lowercase())
+                .or_insert_with(|| FunctionClass {
+                    kinds: BTreeSet::new(),
+                    class: class.to_string(),
+                    name_args: NameArgs::None,
+                });
+            entry.kinds.insert(kind.to_string());
+            // One name, several kinds: the strictest class wins.
+            if class != "safe" && class != "table_pure" {
+                entry.class = class.to_string();
+            } else if entry.class == "safe" && class == "table_pure" {
+                entry.class = class.to_string();
+            }
+            if name_args != NameArgs::None {
+                entry.name_args = name_args;
+            }
+        }
+        // Syntax that sqlparser reads as a function call.
+        for name in ["coalesce", "nullif", "row", "columns", "grouping", "try"] {
+            map.entry(name.to_string()).or_insert_with(|| FunctionClass {
+                kinds: ["scalar".to_string()].into(),
+                class: "safe".into(),
+                name_args: if name == "columns" {
+                    NameArgs::All
+                } else {
+                    NameArgs::None
+                },
+            });
+        }
+        map
+    })
+}
+
+/// Table functions allowed by default: row generators, and DuckDB's file
+/// readers (the sandbox limits them to `allowed-directories`).
+pub const DEFAULT_TABLE_FUNCTIONS: &[&str] = &[
+    "range",
+    "generate_series",
+    "unnest",
+    "repeat_row",
+    "json_each",
+    "json_tree",
+    "read_csv",
+    "read_csv_auto",
+    "read_parquet",
+    "parquet_scan",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_ndjson_auto",
+    "read_json_objects",
+];
+
+/// Table functions an endpoint with redaction may use: they compute rows
+/// from their arguments and read no stored data.
+pub const MASKED_TABLE_FUNCTIONS: &[&str] = &[
+    "range",
+    "generate_series",
+    "unnest",
+    "repeat_row",
+    "json_each",
+    "json_tree",
+];
+
+/// A name DuckDB can only read as a catalog entry: `[A-Za-z_][A-Za-z0-9_]*`.
+/// (A dot or a slash could make DuckDB read a file in its place.)
+pub fn is_plain_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+
+/// Why a function may not run in endpoint SQL, or `None` when it may.
+/// `table`: called in FROM; `masked`: the endpoint has `redact-columns`;
+/// `project_allows`: listed in `template.allowed-functions`.
+pub fn function_refusal(name: &str, table: bool, masked: bool, project_allows: bool) -> Option<String> {
+    let class = catalog().get(name);
+    let default_ok = match (table, class) {
+        (true, _) => DEFAULT_TABLE_FUNCTIONS.contains(&name),
+        // `unnest(l)` and `range(n)` in a select list compute from their
+        // arguments, like the row generators they also are.
+        (false, Some(c)) => c.class == "safe" || c.class == "table_pure",
+        (false, None) => false,
+    };
+    if masked {
+        if table && !MASKED_TABLE_FUNCTIONS.contains(&name) {
+            return Some(format!("table function `{name}` in an endpoint with `redact-columns`: redaction masks tables, and rows a table function reads directly would leave unmasked"));
+        }
+        if !default_ok {
+            return Some(format!("function `{name}` in an endpoint with `redact-columns`: only DuckDB's built-in, side-effect-free functions may run there, since a macro or a catalog function could read a table unmasked"));
+        }
+    }
+    if default_ok || project_allows {
+        return None;
+    }
+    let why = match class.map(|c| c.class.as_str()) {
+        Some("sql") => "it runs or inspects SQL text",
+        Some("settings") => "it reads or changes server settings or the environment",
+        Some("variables") => "it reads session variables",
+        Some("secrets") => "it reads secrets",
+        Some("files") => "it reads or lists files",
+        Some("metadata") => "it exposes the catalog, storage or system state",
+        Some("side_effect") => "it changes database state",
+        Some(_) if table => "it is a table function flapi does not allow by default",
+        Some(_) => "it is not on flapi's allowlist",
+        None => "it is not one of DuckDB's built-in functions (a macro from init SQL, or a function flapi does not know)",
+    };
+    Some(format!("function `{name}` is not allowed in endpoint SQL: {why}"))
+}
