@@ -12,7 +12,7 @@ use duckdb::{Config, Connection};
 use tokio::sync::Semaphore;
 
 use crate::encode::{ColumnKind, Format, RowWriter};
-use crate::runtime::{BindValue, EndpointDef, Plan, ProjectDef, SqlTextDef};
+use crate::runtime::{BindValue, EndpointDef, Plan, ProjectDef};
 
 /// What a query needs besides its connection: the environment values a
 /// project reads (connection properties, `env.*`), kept as secrets and
@@ -615,16 +615,26 @@ fn prepare_endpoint_sql(
 ) -> Result<(), StartupError> {
     let masked: Vec<&str> = endpoint.shaping.redact.iter().map(|r| r.column).collect();
     for (t, text) in endpoint.texts.iter().enumerate() {
-        let mut all: Vec<&str> = [Some(text.sql), text.paged_sql, text.capped_sql, text.count_sql]
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut all: Vec<&str> = [
+            Some(text.sql),
+            text.paged_sql,
+            text.capped_sql,
+            text.count_sql,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if let Some(m) = masking.text(endpoint.id, t, &masked) {
             all.extend(
-                [Some(&m.sql), m.paged_sql.as_ref(), m.capped_sql.as_ref(), m.count_sql.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .map(String::as_str),
+                [
+                    Some(&m.sql),
+                    m.paged_sql.as_ref(),
+                    m.capped_sql.as_ref(),
+                    m.count_sql.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
             );
         }
         for sql in all {

@@ -43,10 +43,6 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 /// The four forms of one masked text, like [`SqlTextDef`].
 #[derive(Debug, Clone)]
 pub struct MaskedText {
@@ -133,7 +129,8 @@ fn query_strings(connection: &Connection, sql: &str, db: &str) -> Result<Vec<Vec
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| e.to_string())?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
 }
 
 fn read_catalog(connection: &Connection) -> Result<Catalog, String> {
@@ -156,7 +153,9 @@ fn read_catalog(connection: &Connection) -> Result<Catalog, String> {
         "SELECT table_name, column_name, data_type FROM duckdb_columns() c WHERE database_name = ? AND schema_name = 'main' AND table_name IN (SELECT table_name FROM duckdb_tables() t WHERE t.database_name = c.database_name AND t.schema_name = 'main') ORDER BY table_name, column_index",
         &database,
     )? {
-        let [table, column, ty] = &row[..] else { continue };
+        let [table, column, ty] = &row[..] else {
+            continue;
+        };
         match tables.last_mut() {
             Some(t) if t.name == *table => t.columns.push((column.clone(), ty.clone())),
             _ => tables.push(Table {
@@ -280,10 +279,7 @@ fn view_refusal(
 
 /// Builds the masked catalog and every masked text; call after init SQL
 /// and before the sandbox locks the configuration.
-pub fn prepare(
-    first: &Connection,
-    project: &'static ProjectDef,
-) -> Result<Masking, MaskingError> {
+pub fn prepare(first: &Connection, project: &'static ProjectDef) -> Result<Masking, MaskingError> {
     let mut masking = Masking::default();
     for endpoint in project.endpoints {
         for set in mask_sets(endpoint) {
@@ -325,7 +321,10 @@ pub fn prepare(
         for view in pending {
             let (name, create) = view;
             let Some((columns, query)) = view_body(create) else {
-                refused.insert(name.to_ascii_lowercase(), "DuckDB stored it in a form flapi does not read".into());
+                refused.insert(
+                    name.to_ascii_lowercase(),
+                    "DuckDB stored it in a form flapi does not read".into(),
+                );
                 continue;
             };
             match view_refusal(first, query, &masked_names, &all_names, &catalog.macros) {
@@ -382,7 +381,11 @@ pub fn prepare(
             ddl.push_str(&format!(
                 "CREATE VIEW {schema}.{}{} AS {query};\n",
                 ident(name),
-                if columns.is_empty() { String::new() } else { format!(" {columns}") }
+                if columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {columns}")
+                }
             ));
         }
         first
@@ -396,23 +399,40 @@ pub fn prepare(
         .map_err(|e| fail("cannot open a connection", e.to_string()))?;
     void.execute_batch(&format!("USE {VOID}"))
         .map_err(|e| fail("cannot prepare the masked-text check", e.to_string()))?;
+    // Every endpoint is tried, so one start reports every problem.
+    let mut problems: Vec<String> = Vec::new();
     for endpoint in project.endpoints {
         let sets = mask_sets(endpoint);
         for (t, text) in endpoint.texts.iter().enumerate() {
             for set in &sets {
-                let index = masking
-                    .sets
-                    .iter()
-                    .position(|s| s == set)
-                    .expect("every endpoint's sets were collected");
-                let masked = mask_text(first, &void, endpoint, text, index, &refused, &catalog.macros, project)?;
-                masking
-                    .texts
-                    .entry(endpoint.id)
-                    .or_default()
-                    .insert((t, index), masked);
+                let Some(index) = masking.sets.iter().position(|s| s == set) else {
+                    continue;
+                };
+                match mask_text(
+                    first,
+                    &void,
+                    endpoint,
+                    text,
+                    index,
+                    &refused,
+                    &catalog.macros,
+                    project,
+                ) {
+                    Ok(masked) => {
+                        masking
+                            .texts
+                            .entry(endpoint.id)
+                            .or_default()
+                            .insert((t, index), masked);
+                    }
+                    Err(e) if !problems.contains(&e.0) => problems.push(e.0),
+                    Err(_) => {}
+                }
             }
         }
+    }
+    if !problems.is_empty() {
+        return Err(MaskingError(problems.join("\n")));
     }
     Ok(masking)
 }
@@ -448,20 +468,37 @@ fn mask_text(
         for table in &parsed.tables {
             let lower = table.name.to_ascii_lowercase();
             if !table.catalog.is_empty() || !table.schema.is_empty() {
-                return Err(fail(format!("it names the schema-qualified table `{}`", table.name)));
+                return Err(fail(format!(
+                    "it names the schema-qualified table `{}`",
+                    table.name
+                )));
             }
             if !flapi_sqlrules::is_plain_name(&table.name) {
-                return Err(fail(format!("it reads `{}`, which is not a plain table name", table.name)));
+                return Err(fail(format!(
+                    "it reads `{}`, which is not a plain table name",
+                    table.name
+                )));
             }
             if parsed.cte_names.contains(&lower) {
                 continue;
             }
             if let Some(why) = refused.get(&lower) {
-                return Err(fail(format!("view `{}` cannot be masked: {why}", table.name)));
+                return Err(fail(format!(
+                    "view `{}` cannot be masked: {why}",
+                    table.name
+                )));
             }
-            let len = name_token_len(sql, table.location, &table.name)
-                .ok_or_else(|| fail(format!("DuckDB's location of table `{}` does not point at its name", table.name)))?;
-            replacements.push((table.location, len, format!("{schema}.{}", ident(&table.name))));
+            let len = name_token_len(sql, table.location, &table.name).ok_or_else(|| {
+                fail(format!(
+                    "DuckDB's location of table `{}` does not point at its name",
+                    table.name
+                ))
+            })?;
+            replacements.push((
+                table.location,
+                len,
+                format!("{schema}.{}", ident(&table.name)),
+            ));
         }
         replacements.sort_by(|a, b| b.0.cmp(&a.0));
         let mut out = sql.to_string();
@@ -477,13 +514,16 @@ fn mask_text(
                 && table.schema.is_empty()
                 && masked.cte_names.contains(&table.name.to_ascii_lowercase());
             if !(in_catalog || cte) {
-                return Err(fail(format!("table `{}` is still read unmasked", table.name)));
+                return Err(fail(format!(
+                    "table `{}` is still read unmasked",
+                    table.name
+                )));
             }
         }
         // …and every unqualified name it keeps binds to a CTE.
         void.prepare(&out).map_err(|e| {
             fail(format!(
-                "it does not bind with only masked tables in reach (a CTE name may also name a table outside the CTE's scope): {}",
+                "it does not bind against the masked tables alone (a CTE name that also names a table outside the CTE's scope, or `rowid`, which masked views lack): {}",
                 crate::db::scrub(&e.to_string())
             ))
         })?;
@@ -507,8 +547,9 @@ fn name_token_len(sql: &str, at: usize, name: &str) -> Option<usize> {
     }
     let candidate = rest.get(..name.len())?;
     let next = rest[name.len()..].chars().next();
-    (candidate.eq_ignore_ascii_case(name) && !next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$'))
-        .then_some(name.len())
+    (candidate.eq_ignore_ascii_case(name)
+        && !next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$'))
+    .then_some(name.len())
 }
 
 #[cfg(test)]
@@ -517,8 +558,14 @@ mod tests {
 
     #[test]
     fn finds_name_tokens() {
-        assert_eq!(name_token_len("SELECT * FROM People p", 14, "people"), Some(6));
-        assert_eq!(name_token_len("SELECT * FROM \"people\"", 14, "people"), Some(8));
+        assert_eq!(
+            name_token_len("SELECT * FROM People p", 14, "people"),
+            Some(6)
+        );
+        assert_eq!(
+            name_token_len("SELECT * FROM \"people\"", 14, "people"),
+            Some(8)
+        );
         assert_eq!(name_token_len("SELECT * FROM peoplex", 14, "people"), None);
         assert_eq!(name_token_len("SELECT * FROM x", 99, "people"), None);
     }

@@ -51,7 +51,12 @@ pub struct Parsed {
 pub fn parse(connection: &Connection, sql: &str) -> Result<Parsed, String> {
     let json: String = connection
         .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))
-        .map_err(|e| format!("DuckDB cannot parse it: {}", crate::db::scrub(&e.to_string())))?;
+        .map_err(|e| {
+            format!(
+                "DuckDB cannot parse it: {}",
+                crate::db::scrub(&e.to_string())
+            )
+        })?;
     let tree: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
     if tree.get("error").and_then(Value::as_bool) != Some(false) {
         let message = tree
@@ -86,7 +91,9 @@ fn walk(node: &Value, out: &mut Parsed) {
     match node {
         Value::Object(map) => {
             match (text(map, "class"), text(map, "type")) {
-                ("FUNCTION", _) if map.get("is_operator").and_then(Value::as_bool) != Some(true) => {
+                ("FUNCTION", _)
+                    if map.get("is_operator").and_then(Value::as_bool) != Some(true) =>
+                {
                     let name = text(map, "function_name").to_ascii_lowercase();
                     if !text(map, "schema").is_empty() || !text(map, "catalog").is_empty() {
                         out.qualified_functions.insert(name.clone());

@@ -73,9 +73,18 @@ enum Seg {
     Bind(BindSource),
     /// A request field inside a quoted SQL string: always a bound value,
     /// but its surroundings may make it name something (`read_csv('…')`).
-    FieldInLiteral { field: usize, offset: usize },
-    Unquoted { field: usize, offset: usize },
-    QuotedIdent { field: usize, offset: usize },
+    FieldInLiteral {
+        field: usize,
+        offset: usize,
+    },
+    Unquoted {
+        field: usize,
+        offset: usize,
+    },
+    QuotedIdent {
+        field: usize,
+        offset: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,9 +186,7 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
         let index = match text_index.get(&sql) {
             Some(index) => *index,
             None => {
-                let facts = input
-                    .check_sql
-                    .then(|| check_read_only(&sql, input, diags));
+                let facts = input.check_sql.then(|| check_read_only(&sql, input, diags));
                 let index = template.texts.len();
                 let mut text = sql_text(&sql, input.paginate, input.check_sql);
                 text.facts = facts;
@@ -226,7 +233,11 @@ pub fn count_sql(sql: &str) -> String {
     format!("SELECT count(*) AS total_count FROM (\n{sql}\n) AS flapi_page")
 }
 
-fn check_read_only(sql: &str, input: &TemplateInput<'_>, diags: &mut Diagnostics) -> sqlcheck::Facts {
+fn check_read_only(
+    sql: &str,
+    input: &TemplateInput<'_>,
+    diags: &mut Diagnostics,
+) -> sqlcheck::Facts {
     match sqlcheck::parse(sql) {
         Ok(statements) => {
             let rules = sqlcheck::Rules {
@@ -239,13 +250,28 @@ fn check_read_only(sql: &str, input: &TemplateInput<'_>, diags: &mut Diagnostics
                     .as_deref()
                     .and_then(|token| locate_word(input.map.src, token))
                     .unwrap_or(0);
-                diags.error(&input.map.at(offset), "", problem.message, Some(problem.hint));
+                diags.error(
+                    &input.map.at(offset),
+                    "",
+                    problem.message,
+                    Some(problem.hint),
+                );
             }
             sqlcheck::facts(&statements)
         }
         Err(message) => {
+            // A template without tags renders to itself: sqlparser's
+            // position is then a position in the file.
+            let at = if input.map.src.contains("{{") {
+                input.map.at(0)
+            } else {
+                parse_error_location(&message)
+                    .and_then(|(line, column)| offset_of(input.map.src, line, column))
+                    .map(|offset| input.map.at(offset))
+                    .unwrap_or_else(|| input.map.at(0))
+            };
             diags.error(
-                &input.map.at(0),
+                &at,
                 "",
                 format!("the SQL does not parse: {message}"),
                 Some(
@@ -256,6 +282,30 @@ fn check_read_only(sql: &str, input: &TemplateInput<'_>, diags: &mut Diagnostics
             sqlcheck::Facts::default()
         }
     }
+}
+
+/// `Line: L, Column: C` in a sqlparser message.
+fn parse_error_location(message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.rfind("Line: ")? + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+/// The byte offset of a 1-based line and (character) column in `src`.
+fn offset_of(src: &str, line: usize, column: usize) -> Option<usize> {
+    let start: usize = src
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    let text = src.get(start..)?;
+    let within = text
+        .char_indices()
+        .nth(column.checked_sub(1)?)
+        .map(|(i, _)| i)
+        .unwrap_or(text.len());
+    Some(start + within)
 }
 
 /// Byte offset of the first whole-word, case-insensitive occurrence of

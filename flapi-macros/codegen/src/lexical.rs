@@ -17,4 +17,3 @@ pub fn check_template(map: &SourceMap<'_>, diags: &mut Diagnostics) {
         );
     }
 }
-

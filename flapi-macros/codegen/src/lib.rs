@@ -14,7 +14,6 @@ pub mod edge;
 pub mod emit;
 pub mod hygiene;
 pub mod lexical;
-pub mod lineage;
 pub mod mcp;
 pub mod model;
 pub mod mustache;

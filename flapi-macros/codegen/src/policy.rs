@@ -1,17 +1,16 @@
 //! Audit, dry run, shadow mode and response shaping (SPEC §8–§10), from
 //! `audit:`, `dry-run-roles`, `enforcement` and `response:`. Redaction is
-//! checked here against the SQL's column lineage: a redacted column may
-//! reach the output only unchanged and under its own name.
+//! enforced by the server (masked projections, `flapi::masking`); the build
+//! holds an endpoint with `redact-columns` to reading plain tables only
+//! (`sqlcheck`, when the template is compiled).
 
 use crate::auth::mask_of;
 use crate::compile;
 use crate::diag::{Diagnostics, Location};
-use crate::lineage;
 use crate::model::{
     AuditSettings, AuditSink, AuthSettings, Endpoint, Policy, Redaction, Shaping, SqlValidation,
 };
 use crate::raw::{RawAudit, RawEndpoint, RawProject, RawResponse};
-use crate::sqlcheck;
 use crate::yaml::Sp;
 
 /// Largest `max-rows`: a cap above this is no cap.
@@ -312,8 +311,15 @@ fn resolve_response(
             .unwrap_or(default_unmask);
         redact.push(Redaction { column, unmask });
     }
-    if !redact.is_empty() {
-        check_lineage(raw, &redact, endpoint, diags);
+    if let Some(first) = raw.redact_columns.first()
+        && endpoint.sql_validation == SqlValidation::Startup
+    {
+        diags.error(
+            &first.column.loc,
+            "response.redact-columns",
+            "redaction needs the SQL checked at build time, but this endpoint opts out (`sql-validation: startup`)",
+            Some("remove `sql-validation: startup` so the build can hold the SQL to the rules for masked endpoints".into()),
+        );
     }
     let sample = raw.sample.as_ref().is_some_and(|s| s.value);
     if let Some(flag) = raw.sample.as_ref().filter(|s| s.value)
@@ -337,70 +343,5 @@ fn resolve_response(
         max_rows,
         redact,
         sample,
-    }
-}
-
-/// Every SQL text of the endpoint must expose redacted columns only where
-/// masking by name catches them.
-fn check_lineage(
-    raw: &RawResponse,
-    redact: &[Redaction],
-    endpoint: &Endpoint,
-    diags: &mut Diagnostics,
-) {
-    let location = |column: &str| -> Location {
-        raw.redact_columns
-            .iter()
-            .find(|r| r.column.value.trim().eq_ignore_ascii_case(column))
-            .map(|r| r.column.loc.clone())
-            .unwrap_or_else(|| raw.loc.clone())
-    };
-    if endpoint.sql_validation == SqlValidation::Startup {
-        diags.error(
-            &location(&redact[0].column),
-            "response.redact-columns",
-            "redaction needs the SQL checked at build time, but this endpoint opts out (`sql-validation: startup`)",
-            Some("remove `sql-validation: startup` so the build can prove the columns cannot leak".into()),
-        );
-        return;
-    }
-    let names: Vec<String> = redact.iter().map(|r| r.column.clone()).collect();
-    let mut reported: Vec<lineage::Exposure> = Vec::new();
-    for text in &endpoint.template.texts {
-        let Ok(statements) = sqlcheck::parse(&text.sql) else {
-            continue; // already reported by the SQL check
-        };
-        for statement in &statements {
-            for exposure in lineage::exposures(statement, &names) {
-                if reported.contains(&exposure) {
-                    continue;
-                }
-                let output = exposure
-                    .output
-                    .as_deref()
-                    .map(|o| format!("output column `{o}`"))
-                    .unwrap_or_else(|| "an unnamed output column".to_string());
-                let via = if exposure.via_subquery {
-                    " through a subquery"
-                } else {
-                    ""
-                };
-                diags.error(
-                    &location(&exposure.column),
-                    "response.redact-columns",
-                    format!(
-                        "redacted column `{}` reaches {output} {}{via} in {}, where masking by name cannot catch it",
-                        exposure.column,
-                        exposure.shape.describe(),
-                        endpoint.template_source
-                    ),
-                    Some(format!(
-                        "select `{}` unchanged under its own name, or leave it out of the result",
-                        exposure.column
-                    )),
-                );
-                reported.push(exposure);
-            }
-        }
     }
 }

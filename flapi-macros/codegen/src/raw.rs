@@ -273,10 +273,12 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
                 expect_str_list(list, "template.environment-whitelist", diags);
         }
         if let Some(list) = template.take("allowed-functions") {
-            project.allowed_functions =
-                expect_str_list(list, "template.allowed-functions", diags);
+            project.allowed_functions = expect_str_list(list, "template.allowed-functions", diags);
         }
-        template.finish(&["path", "environment-whitelist", "allowed-functions"], diags);
+        template.finish(
+            &["path", "environment-whitelist", "allowed-functions"],
+            diags,
+        );
     }
 
     if let Some(node) = map.take("connections") {

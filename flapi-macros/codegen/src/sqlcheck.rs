@@ -159,7 +159,9 @@ impl PolicyVisitor<'_> {
             let hint = if self.rules.masked {
                 "compute the value with DuckDB's built-in functions over tables; load files into tables in the connection's `init`".to_string()
             } else {
-                format!("if the project trusts it, list `{last}` under `template.allowed-functions` in flapi.yaml")
+                format!(
+                    "if the project trusts it, list `{last}` under `template.allowed-functions` in flapi.yaml"
+                )
             };
             self.push(message, hint, &last);
         }
@@ -215,6 +217,30 @@ impl Visitor for PolicyVisitor<'_> {
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         if let Expr::Function(function) = expr {
             self.check_function(&function.name, false);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
+        // A non-recursive CTE that reads its own name reads the table it
+        // shadows; with redaction, the masked text must keep every name
+        // that is a CTE name bound to the CTE.
+        if let (true, Some(with)) = (self.rules.masked, &query.with)
+            && !with.recursive
+        {
+            for cte in &with.cte_tables {
+                let name = cte.alias.name.value.to_ascii_lowercase();
+                if facts(&[Statement::Query(cte.query.clone())])
+                    .tables
+                    .contains(&name)
+                {
+                    self.push(
+                        format!("CTE `{name}` reads the table `{name}` it shadows; in an endpoint with `redact-columns` a CTE may not share a table's name"),
+                        format!("rename the CTE, for example to `{name}_rows`"),
+                        &name,
+                    );
+                }
+            }
         }
         ControlFlow::Continue(())
     }
@@ -528,7 +554,11 @@ mod tests {
             "SELECT * FROM range(3)",
             "SELECT coalesce(a, b), nullif(a, b) FROM t",
         ] {
-            assert!(problems(sql, false).is_empty(), "{sql}: {:?}", problems(sql, false));
+            assert!(
+                problems(sql, false).is_empty(),
+                "{sql}: {:?}",
+                problems(sql, false)
+            );
         }
     }
 
@@ -569,8 +599,9 @@ mod tests {
             let positions = placeholder_positions(&parse(sql).unwrap());
             assert!(positions.name_args.contains_key(name), "{sql}");
         }
-        let positions =
-            placeholder_positions(&parse("SELECT upper($1001), list_extract(l, $1002) FROM t").unwrap());
+        let positions = placeholder_positions(
+            &parse("SELECT upper($1001), list_extract(l, $1002) FROM t").unwrap(),
+        );
         assert!(positions.name_args.is_empty(), "{:?}", positions.name_args);
     }
 }

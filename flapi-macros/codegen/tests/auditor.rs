@@ -91,7 +91,7 @@ fn each_insecure_setting_warns_and_fails_only_with_deny_warnings() {
 
 #[test]
 fn json_reports_errors_and_bad_usage_exits_2() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redaction/alias");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redaction/qualified");
     let (code, stdout, _) = validate(&dir, &["--format", "json"]);
     assert_eq!(code, 1);
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
@@ -104,7 +104,7 @@ fn json_reports_errors_and_bad_usage_exits_2() {
             first["line"].as_u64(),
             first["column"].as_u64()
         ),
-        (Some("sqls/people.yaml"), Some(6), Some(7))
+        (Some("sqls/people.sql"), Some(1), Some(27))
     );
     assert_eq!(first["severity"], "error");
 

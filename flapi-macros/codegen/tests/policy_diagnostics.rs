@@ -1,15 +1,17 @@
 //! Audit, dry run, shadow mode and response shaping settings (SPEC §8–§10)
 //! at build time. The redaction fixtures under `fixtures/redaction/` hold
-//! one project per way a redacted column could slip past masking by name
-//! (alias, expression, struct, list, JSON, renaming subquery), each with
-//! the diagnostics it must produce in `expected.txt`; `clean` must build.
+//! shapes that once slipped past masking by name (alias, expression,
+//! struct, list, JSON, renaming subquery), which now build because the
+//! server masks by construction, and the three things an endpoint with
+//! redaction may not do (a schema-qualified table, a table function, a
+//! macro), each with the diagnostics it must produce in `expected.txt`.
 
 mod common;
 
 use flapi_codegen::{Diagnostic, Severity, load};
 
 #[test]
-fn every_redaction_bypass_shape_fails_the_build_where_the_column_is_listed() {
+fn redaction_fixtures_build_or_fail_where_expected() {
     common::assert_fixtures_match_expected(
         "redaction",
         &[
@@ -20,6 +22,9 @@ fn every_redaction_bypass_shape_fails_the_build_where_the_column_is_listed() {
             "json",
             "subquery",
             "clean",
+            "qualified",
+            "file",
+            "macro",
         ],
     );
 }
@@ -70,8 +75,8 @@ fn a_redacted_column_selected_unchanged_builds_and_other_columns_are_free() {
 }
 
 #[test]
-fn a_redacted_column_in_every_variant_of_a_template_is_checked() {
-    // Only the variant with the optional section renames the column.
+fn the_rules_for_redaction_hold_in_every_variant_of_a_template() {
+    // Only the variant with the optional section reads a qualified table.
     let d = diagnose(&[
         ("flapi.yaml", CONFIG),
         (
@@ -82,18 +87,14 @@ fn a_redacted_column_in_every_variant_of_a_template_is_checked() {
         ),
         (
             "sqls/a.sql",
-            "SELECT id{{#params.raw}}, ssn AS plain{{/params.raw}} FROM people",
+            "SELECT id FROM people\n{{#params.raw}}UNION ALL SELECT id FROM main.archive{{/params.raw}}",
         ),
     ]);
     let found = lines(&d);
     assert_eq!(found.len(), 1, "{d:#?}");
     assert_eq!(found[0].0, Severity::Error);
-    assert_eq!((found[0].1.as_str(), found[0].2), ("sqls/a.yaml", 10));
-    assert!(
-        found[0].4.contains("`plain` under another name"),
-        "{}",
-        found[0].4
-    );
+    assert_eq!((found[0].1.as_str(), found[0].2), ("sqls/a.sql", 2));
+    assert!(found[0].4.contains("schema-qualified"), "{}", found[0].4);
 }
 
 #[test]

@@ -54,9 +54,11 @@ fn every_refused_template_fails_at_the_marked_position() {
         let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
         let errors = build(&template);
         assert!(
-            errors.iter().any(|d| d.location.file.ends_with("sqls/t.sql")
-                && (d.location.line, d.location.column) == (line, column)
-                && d.message.contains(message.trim())),
+            errors
+                .iter()
+                .any(|d| d.location.file.ends_with("sqls/t.sql")
+                    && (d.location.line, d.location.column) == (line, column)
+                    && d.message.contains(message.trim())),
             "{template:?}: expected `{message}` at {line}:{column}, got:\n{}",
             errors.iter().map(|d| format!("{d}\n")).collect::<String>()
         );
@@ -105,10 +107,30 @@ fn endpoints_with_redaction_read_only_plain_tables() {
     let masked = format!("{ENDPOINT}response:\n  redact-columns: [name]\n");
     for (template, message, line, column) in [
         ("SELECT * FROM main.people", "schema-qualified", 1, 20),
-        ("SELECT *\nFROM memory.main.people", "schema-qualified", 2, 18),
-        ("SELECT * FROM \"data/people.csv\"", "not a plain name", 1, 16),
-        ("SELECT * FROM read_csv('data/people.csv')", "table function `read_csv`", 1, 15),
-        ("SELECT * FROM people, unnest([1]) u, range(2) r, generate_series(1, 2) g", "", 0, 0),
+        (
+            "SELECT *\nFROM memory.main.people",
+            "schema-qualified",
+            2,
+            18,
+        ),
+        (
+            "SELECT * FROM \"data/people.csv\"",
+            "not a plain name",
+            1,
+            16,
+        ),
+        (
+            "SELECT * FROM read_csv('data/people.csv')",
+            "table function `read_csv`",
+            1,
+            15,
+        ),
+        (
+            "SELECT * FROM people, unnest([1]) u, range(2) r, generate_series(1, 2) g",
+            "",
+            0,
+            0,
+        ),
     ] {
         let dir = common::project(&[
             ("flapi.yaml", CONFIG),
@@ -127,4 +149,43 @@ fn endpoints_with_redaction_read_only_plain_tables() {
             errors.iter().map(|d| format!("{d}\n")).collect::<String>()
         );
     }
+}
+
+/// The shapes of the runtime redaction corpus that the build refuses
+/// (`-- refused: <message> at L:C`): each fails as a masked endpoint at
+/// exactly that position.
+#[test]
+fn the_redaction_corpus_refusals_fail_where_marked() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/redaction/corpus.txt");
+    let text = std::fs::read_to_string(&path).expect("the runtime redaction corpus");
+    let masked = format!("{ENDPOINT}response:\n  redact-columns: [ssn]\n");
+    let mut checked = 0;
+    for block in text.split("-- shape: ").skip(1) {
+        let mut lines = block.lines();
+        let shape = lines.next().unwrap_or("").trim();
+        let _about = lines.next();
+        let rest: Vec<&str> = lines.collect();
+        let Some(refused) = rest.first().and_then(|l| l.strip_prefix("-- refused: ")) else {
+            continue;
+        };
+        let (message, at) = refused.rsplit_once(" at ").expect("`<message> at L:C`");
+        let (line, column) = at.split_once(':').expect("L:C");
+        let (line, column): (u64, u64) = (line.parse().unwrap(), column.parse().unwrap());
+        let sql = rest[1..].join("\n");
+        let dir = common::project(&[
+            ("flapi.yaml", CONFIG),
+            ("sqls/t.yaml", &masked),
+            ("sqls/t.sql", sql.trim()),
+        ]);
+        let errors = load(dir.path()).err().unwrap_or_default();
+        assert!(
+            errors.iter().any(|d| d.message.contains(message)
+                && (d.location.line, d.location.column) == (line, column)),
+            "{shape}: expected `{message}` at {line}:{column}: {}",
+            errors.iter().map(|d| format!("{d}\n")).collect::<String>()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} refused shapes");
 }

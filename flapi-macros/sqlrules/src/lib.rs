@@ -18,9 +18,13 @@ pub struct FunctionClass {
     /// `scalar`, `aggregate`, `window`, `table`, `macro`, `table_macro`,
     /// `pragma`.
     pub kinds: BTreeSet<String>,
-    /// `safe`, `table_pure`, `files`, `sql`, `settings`, `variables`,
-    /// `secrets`, `metadata`, `side_effect`.
-    pub class: String,
+    /// The class of its scalar, aggregate, window and macro forms (`None`
+    /// when it has none): `safe`, `table_pure`, `files`, `sql`, `settings`,
+    /// `variables`, `secrets`, `metadata`, `side_effect`. The strictest
+    /// form decides.
+    pub class: Option<String>,
+    /// The class of its table-function forms.
+    pub table_class: Option<String>,
     /// Argument positions that name something (a field, a path, a file).
     pub name_args: NameArgs,
 }
@@ -39,6 +43,15 @@ impl NameArgs {
             NameArgs::All => true,
             NameArgs::Positions(p) => p.contains(&position),
         }
+    }
+}
+
+/// The stricter of two classes (anything but `safe`/`table_pure` wins).
+fn stricter(old: Option<String>, new: &str) -> Option<String> {
+    match old.as_deref() {
+        None | Some("safe") => Some(new.to_string()),
+        Some("table_pure") if new != "safe" => Some(new.to_string()),
+        _ => old,
     }
 }
 
@@ -65,31 +78,36 @@ pub fn catalog() -> &'static BTreeMap<String, FunctionClass> {
                 .entry(name.to_ascii_lowercase())
                 .or_insert_with(|| FunctionClass {
                     kinds: BTreeSet::new(),
-                    class: class.to_string(),
+                    class: None,
+                    table_class: None,
                     name_args: NameArgs::None,
                 });
             entry.kinds.insert(kind.to_string());
-            // One name, several kinds: the strictest class wins.
-            if class != "safe" && class != "table_pure" {
-                entry.class = class.to_string();
-            } else if entry.class == "safe" && class == "table_pure" {
-                entry.class = class.to_string();
+            if matches!(kind, "table" | "table_macro") {
+                entry.table_class = stricter(entry.table_class.take(), class);
+            } else {
+                entry.class = stricter(entry.class.take(), class);
             }
             if name_args != NameArgs::None {
                 entry.name_args = name_args;
             }
         }
-        // Syntax that sqlparser reads as a function call.
-        for name in ["coalesce", "nullif", "row", "columns", "grouping", "try"] {
-            map.entry(name.to_string()).or_insert_with(|| FunctionClass {
-                kinds: ["scalar".to_string()].into(),
-                class: "safe".into(),
-                name_args: if name == "columns" {
-                    NameArgs::All
-                } else {
-                    NameArgs::None
-                },
-            });
+        // Syntax that sqlparser reads as a function call, and DuckDB's
+        // parser rewrites (`ifnull` to `coalesce`, `ARRAY(subquery)`).
+        for name in [
+            "coalesce", "nullif", "ifnull", "row", "columns", "grouping", "try", "array",
+        ] {
+            map.entry(name.to_string())
+                .or_insert_with(|| FunctionClass {
+                    kinds: ["scalar".to_string()].into(),
+                    class: Some("safe".into()),
+                    table_class: None,
+                    name_args: if name == "columns" {
+                        NameArgs::All
+                    } else {
+                        NameArgs::None
+                    },
+                });
         }
         map
     })
@@ -134,31 +152,46 @@ pub fn is_plain_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-
 /// Why a function may not run in endpoint SQL, or `None` when it may.
 /// `table`: called in FROM; `masked`: the endpoint has `redact-columns`;
 /// `project_allows`: listed in `template.allowed-functions`.
-pub fn function_refusal(name: &str, table: bool, masked: bool, project_allows: bool) -> Option<String> {
-    let class = catalog().get(name);
-    let default_ok = match (table, class) {
+pub fn function_refusal(
+    name: &str,
+    table: bool,
+    masked: bool,
+    project_allows: bool,
+) -> Option<String> {
+    let entry = catalog().get(name);
+    let class = entry.and_then(|c| {
+        if table {
+            c.table_class.as_ref()
+        } else {
+            c.class.as_ref()
+        }
+    });
+    let default_ok = match (table, class.map(String::as_str)) {
         (true, _) => DEFAULT_TABLE_FUNCTIONS.contains(&name),
         // `unnest(l)` and `range(n)` in a select list compute from their
         // arguments, like the row generators they also are.
-        (false, Some(c)) => c.class == "safe" || c.class == "table_pure",
-        (false, None) => false,
+        (false, Some(c)) => c == "safe" || c == "table_pure",
+        (false, None) => entry.and_then(|c| c.table_class.as_deref()) == Some("table_pure"),
     };
     if masked {
         if table && !MASKED_TABLE_FUNCTIONS.contains(&name) {
-            return Some(format!("table function `{name}` in an endpoint with `redact-columns`: redaction masks tables, and rows a table function reads directly would leave unmasked"));
+            return Some(format!(
+                "table function `{name}` in an endpoint with `redact-columns`: redaction masks tables, and rows a table function reads directly would leave unmasked"
+            ));
         }
         if !default_ok {
-            return Some(format!("function `{name}` in an endpoint with `redact-columns`: only DuckDB's built-in, side-effect-free functions may run there, since a macro or a catalog function could read a table unmasked"));
+            return Some(format!(
+                "function `{name}` in an endpoint with `redact-columns`: only DuckDB's built-in, side-effect-free functions may run there, since a macro or a catalog function could read a table unmasked"
+            ));
         }
     }
     if default_ok || project_allows {
         return None;
     }
-    let why = match class.map(|c| c.class.as_str()) {
+    let why = match class.map(String::as_str) {
         Some("sql") => "it runs or inspects SQL text",
         Some("settings") => "it reads or changes server settings or the environment",
         Some("variables") => "it reads session variables",
@@ -168,7 +201,11 @@ pub fn function_refusal(name: &str, table: bool, masked: bool, project_allows: b
         Some("side_effect") => "it changes database state",
         Some(_) if table => "it is a table function flapi does not allow by default",
         Some(_) => "it is not on flapi's allowlist",
-        None => "it is not one of DuckDB's built-in functions (a macro from init SQL, or a function flapi does not know)",
+        None => {
+            "it is not one of DuckDB's built-in functions (a macro from init SQL, or a function flapi does not know)"
+        }
     };
-    Some(format!("function `{name}` is not allowed in endpoint SQL: {why}"))
+    Some(format!(
+        "function `{name}` is not allowed in endpoint SQL: {why}"
+    ))
 }
