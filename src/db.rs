@@ -595,6 +595,7 @@ fn check_endpoint_sql(
             let Some(sql) = sql else { continue };
             let expect = crate::sqlguard::Expect {
                 facts: text.facts.as_ref(),
+                binds: text.binds,
                 wrapper_parameters,
                 masked: false,
                 allowed_functions: project.allowed_functions,

@@ -242,6 +242,7 @@ fn view_refusal(
         query,
         sqlguard::Expect {
             facts: None,
+            binds: 0,
             wrapper_parameters: 0,
             masked: true,
             allowed_functions: &[],
@@ -458,6 +459,7 @@ fn mask_text(
         };
         let expect = sqlguard::Expect {
             facts: text.facts.as_ref(),
+            binds: text.binds,
             wrapper_parameters,
             masked: true,
             allowed_functions: project.allowed_functions,

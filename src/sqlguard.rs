@@ -10,8 +10,8 @@
 //!   (`flapi_sqlrules::function_refusal`), no function is schema-qualified,
 //!   and no function is a macro from init SQL unless the project lists it
 //!   in `template.allowed-functions` (a macro may shadow a built-in name);
-//! - DuckDB agrees with the build: the same number of `?` parameters, and
-//!   no table the build did not see.
+//! - DuckDB agrees with the build: as many parameters as the server binds,
+//!   and no table the build did not see.
 //!
 //! duckdb-rs `prepare` runs every statement but the last of a string, so
 //! this check is what keeps a hidden second statement from ever running.
@@ -159,6 +159,9 @@ fn walk(node: &Value, out: &mut Parsed) {
 pub struct Expect<'a> {
     /// What the build read (`None`: the `sql-validation: startup` opt-out).
     pub facts: Option<&'a SqlFactsDef>,
+    /// Values the server binds into the text (its own LIMIT and OFFSET
+    /// not counted).
+    pub binds: usize,
     /// `?` the server adds around the build's text (LIMIT, OFFSET).
     pub wrapper_parameters: usize,
     /// The text runs for a caller whose columns are masked.
@@ -211,14 +214,14 @@ pub fn check(connection: &Connection, sql: &str, expect: Expect<'_>) -> Result<P
             return Err(refusal);
         }
     }
+    let expected = expect.binds + expect.wrapper_parameters;
+    if parsed.parameters != expected {
+        return Err(format!(
+            "the build's parser and DuckDB disagree about this SQL: the server binds {expected} values, DuckDB reads {} parameters",
+            parsed.parameters
+        ));
+    }
     if let Some(facts) = expect.facts {
-        let expected = facts.parameters + expect.wrapper_parameters;
-        if parsed.parameters != expected {
-            return Err(format!(
-                "the build's parser and DuckDB disagree about this SQL: the build bound {expected} values, DuckDB reads {} parameters",
-                parsed.parameters
-            ));
-        }
         for table in &parsed.tables {
             let name = table.name.to_ascii_lowercase();
             if !facts.tables.iter().any(|t| t.eq_ignore_ascii_case(&name)) {

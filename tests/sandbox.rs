@@ -127,7 +127,7 @@ fn opt_out_sql_that_is_not_a_query_stops_start_up() {
     };
     assert!(error.contains("endpoint `install`"), "{error}");
     assert!(
-        error.contains("not exactly one read-only SELECT"),
+        error.contains("DuckDB does not read it as one SELECT"),
         "{error}"
     );
 }

@@ -410,6 +410,9 @@ pub struct SqlTextDef {
     /// `sql` wrapped in `LIMIT ?`: a row cap pushed into the query.
     pub capped_sql: Option<&'static str>,
     pub count_sql: Option<&'static str>,
+    /// Values the server binds into `sql` (its `?`), before the LIMIT and
+    /// OFFSET values of the wrappers.
+    pub binds: usize,
     /// What the build's parser read in `sql`; the server holds DuckDB's
     /// parse to it at start-up. `None` for `sql-validation: startup`.
     pub facts: Option<SqlFactsDef>,
@@ -422,8 +425,6 @@ pub struct SqlFactsDef {
     pub functions: &'static [&'static str],
     /// Table names (last part), lower case.
     pub tables: &'static [&'static str],
-    /// Bound values (`?`) in `sql`.
-    pub parameters: usize,
 }
 
 pub type PlanFn = fn(&RequestInput) -> Result<Plan, FieldErrors>;

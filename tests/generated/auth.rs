@@ -338,6 +338,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
     default_limit: 100u64,
     max_limit: 1000u64,
     env_vars: &[],
+    allowed_functions: &[],
     endpoints: &[
         ::flapi::runtime::EndpointDef {
             id: "audit",
@@ -375,6 +376,11 @@ SELECT * FROM (VALUES (1, 'login')) AS a(id, event)
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -419,6 +425,11 @@ SELECT 'Be kind.' AS rule
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -468,6 +479,11 @@ SELECT 'auth fixture' AS name
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -517,6 +533,11 @@ SELECT 'auth fixture' AS name
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -572,6 +593,11 @@ ORDER BY note
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -621,6 +647,11 @@ SELECT * FROM (VALUES (1, 'Q1'), (2, 'Q2')) AS r(id, title) ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -670,6 +701,11 @@ SELECT * FROM (VALUES ('Q1', 100), ('Q2', 250)) AS r(quarter, amount) ORDER BY q
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -719,6 +755,11 @@ SELECT * FROM (VALUES ('alice'), ('bob')) AS u(username) ORDER BY username
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -761,6 +802,11 @@ SELECT ? AS sub, ? AS kind, ? AS roles,
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 5usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {

@@ -995,6 +995,7 @@ CREATE TABLE orders AS
     default_limit: 100u64,
     max_limit: 1000u64,
     env_vars: &[],
+    allowed_functions: &[],
     endpoints: &[
         ::flapi::runtime::EndpointDef {
             id: "customer",
@@ -1069,6 +1070,11 @@ GROUP BY ALL
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["coalesce", "count", "sum"],
+                        tables: &["customers", "orders"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1202,6 +1208,11 @@ WHERE customer_id = ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT order_id, order_date, status, items, total
@@ -1231,6 +1242,11 @@ WHERE customer_id = ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT order_id, order_date, status, items, total
@@ -1260,6 +1276,11 @@ WHERE customer_id = ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT order_id, order_date, status, items, total
@@ -1289,6 +1310,11 @@ WHERE customer_id = ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1443,6 +1469,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1466,6 +1497,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1489,6 +1525,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1512,6 +1553,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1538,6 +1584,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1564,6 +1615,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1590,6 +1646,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1616,6 +1677,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1642,6 +1708,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1668,6 +1739,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1694,6 +1770,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1720,6 +1801,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1749,6 +1835,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1778,6 +1869,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1807,6 +1903,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1836,6 +1937,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1862,6 +1968,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1888,6 +1999,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1914,6 +2030,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1940,6 +2061,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1969,6 +2095,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -1998,6 +2129,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2027,6 +2163,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2056,6 +2197,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2085,6 +2231,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2114,6 +2265,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2143,6 +2299,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2172,6 +2333,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2204,6 +2370,11 @@ WHERE 1 = 1
 ORDER BY customer_id, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2236,6 +2407,11 @@ WHERE 1 = 1
 ORDER BY name, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2268,6 +2444,11 @@ WHERE 1 = 1
 ORDER BY signup_date, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT customer_id, name, email, segment, country, signup_date, credit_limit
@@ -2300,6 +2481,11 @@ WHERE 1 = 1
 ORDER BY credit_limit, customer_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["customers"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -2451,6 +2637,11 @@ WHERE order_date BETWEEN ? AND ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT order_id, customer_id, order_date, status, items, total
@@ -2480,6 +2671,11 @@ WHERE order_date BETWEEN ? AND ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT order_id, customer_id, order_date, status, items, total
@@ -2509,6 +2705,11 @@ WHERE order_date BETWEEN ? AND ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 3usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT order_id, customer_id, order_date, status, items, total
@@ -2538,6 +2739,11 @@ WHERE order_date BETWEEN ? AND ?
 ORDER BY order_date, order_id
 ) AS flapi_page"#,
                     ),
+                    binds: 4usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["orders"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -2642,6 +2848,11 @@ ORDER BY month, c.segment
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["count", "strftime", "sum"],
+                        tables: &["customers", "orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
@@ -2672,6 +2883,11 @@ ORDER BY month, c.segment
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["count", "strftime", "sum"],
+                        tables: &["customers", "orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
@@ -2702,6 +2918,11 @@ ORDER BY month, c.segment
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["count", "strftime", "sum", "year"],
+                        tables: &["customers", "orders"],
+                    }),
                 },
                 ::flapi::runtime::SqlTextDef {
                     sql: r#"SELECT strftime(o.order_date, '%Y-%m') AS month,
@@ -2732,6 +2953,11 @@ ORDER BY month, c.segment
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 2usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["count", "strftime", "sum", "year"],
+                        tables: &["customers", "orders"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -2786,6 +3012,11 @@ ORDER BY table_name, ordinal_position
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["columns"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {

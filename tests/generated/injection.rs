@@ -756,6 +756,7 @@ CREATE TABLE canary AS SELECT 42 AS v;
     default_limit: 100u64,
     max_limit: 1000u64,
     env_vars: &[],
+    allowed_functions: &[],
     endpoints: &[
         ::flapi::runtime::EndpointDef {
             id: "boolean",
@@ -794,6 +795,11 @@ SELECT id, name FROM people WHERE active = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -844,6 +850,11 @@ SELECT id, name FROM people WHERE born = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -894,6 +905,11 @@ SELECT id, name FROM people WHERE score = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -944,6 +960,11 @@ SELECT id, name FROM people WHERE email = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -994,6 +1015,11 @@ SELECT id, name FROM people WHERE color = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1044,6 +1070,11 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1094,6 +1125,11 @@ SELECT id, name FROM people WHERE age = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1144,6 +1180,11 @@ SELECT id, name FROM people WHERE name LIKE ('%' || ? || '%') ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1194,6 +1235,11 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1244,6 +1290,11 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1294,6 +1345,11 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1344,6 +1400,11 @@ SELECT id, name FROM people WHERE wake = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1394,6 +1455,11 @@ SELECT id, name FROM people WHERE seen = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -1444,6 +1510,11 @@ SELECT id, name FROM people WHERE uid = ? ORDER BY id
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &["people"],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {

@@ -469,6 +469,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
     default_limit: 100u64,
     max_limit: 1000u64,
     env_vars: &[],
+    allowed_functions: &[],
     endpoints: &[
         ::flapi::runtime::EndpointDef {
             id: "broken",
@@ -523,6 +524,11 @@ SELECT CAST(? AS INTEGER) AS n
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -569,6 +575,11 @@ SELECT * FROM (VALUES ('red', 1), ('green', 2), ('blue', 3)) AS t(name, rank) OR
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -637,6 +648,11 @@ SELECT i FROM range(?) AS t(i) ORDER BY i
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 1usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["range"],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -704,6 +720,11 @@ SELECT i FROM range(25) AS t(i) ORDER BY i
 SELECT i FROM range(25) AS t(i) ORDER BY i
 ) AS flapi_page"#,
                     ),
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["range"],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -753,6 +774,11 @@ SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 =
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["count", "hash", "range"],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -966,6 +992,11 @@ SELECT CAST(? AS BIGINT) AS i,
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 10usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {

@@ -105,6 +105,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
     default_limit: 100u64,
     max_limit: 1000u64,
     env_vars: &[],
+    allowed_functions: &[],
     endpoints: &[
         ::flapi::runtime::EndpointDef {
             id: "fast",
@@ -133,6 +134,11 @@ SELECT 1 AS one
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &[],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {
@@ -175,6 +181,11 @@ SELECT count(*) AS n FROM range(1000000000000) AS a(i) WHERE hash(i) % 1000003 =
 ) AS flapi_rows LIMIT ?"#,
                     ),
                     count_sql: ::core::option::Option::None,
+                    binds: 0usize,
+                    facts: ::core::option::Option::Some(::flapi::runtime::SqlFactsDef {
+                        functions: &["count", "hash", "range"],
+                        tables: &[],
+                    }),
                 },
             ],
             shaping: ::flapi::runtime::ShapingDef {

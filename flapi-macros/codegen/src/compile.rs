@@ -187,9 +187,20 @@ pub fn compile(input: &TemplateInput<'_>, diags: &mut Diagnostics) -> CompiledTe
             Some(index) => *index,
             None => {
                 let facts = input.check_sql.then(|| check_read_only(&sql, input, diags));
+                if let Some(facts) = &facts
+                    && facts.parameters > binds.len()
+                {
+                    diags.error(
+                        &input.map.at(input.map.src.find('?').unwrap_or(0)),
+                        "",
+                        "a `?` parameter placeholder is written into the template; flapi binds every value itself",
+                        Some("use a template site such as `{{ params.name }}` instead".into()),
+                    );
+                }
                 let index = template.texts.len();
                 let mut text = sql_text(&sql, input.paginate, input.check_sql);
                 text.facts = facts;
+                text.binds = binds.len();
                 template.texts.push(text);
                 text_index.insert(sql, index);
                 index
@@ -224,6 +235,7 @@ fn sql_text(sql: &str, paginate: bool, checked: bool) -> SqlText {
         capped_sql: (!paginate && checked)
             .then(|| format!("SELECT * FROM (\n{sql}\n) AS flapi_rows LIMIT ?")),
         count_sql: paginate.then(|| count_sql(sql)),
+        binds: 0,
         facts: None,
     }
 }

@@ -546,10 +546,10 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
         let facts = opt(t.facts.as_ref().map(|f| {
             let functions = f.functions.iter();
             let tables = f.tables.iter();
-            let parameters = f.parameters;
-            quote!(::flapi::runtime::SqlFactsDef { functions: &[#(#functions),*], tables: &[#(#tables),*], parameters: #parameters })
+            quote!(::flapi::runtime::SqlFactsDef { functions: &[#(#functions),*], tables: &[#(#tables),*] })
         }));
-        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, capped_sql: #capped, count_sql: #count, facts: #facts })
+        let binds = t.binds;
+        quote!(::flapi::runtime::SqlTextDef { sql: #sql, paged_sql: #paged, capped_sql: #capped, count_sql: #count, binds: #binds, facts: #facts })
     });
     let rate_limit = opt(endpoint.rate_limit.as_ref().map(emit_rate_limit));
     let tool_rate_limit = opt(endpoint.tool_rate_limit.as_ref().map(emit_rate_limit));

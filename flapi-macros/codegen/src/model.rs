@@ -422,6 +422,8 @@ pub struct SqlText {
     /// into the query, so no more than cap+1 rows are ever read.
     pub capped_sql: Option<String>,
     pub count_sql: Option<String>,
+    /// Values bound into `sql` (`?` sites), before any wrapper's own.
+    pub binds: usize,
     /// What the build's parser read in `sql` (functions, tables, `?`
     /// count), compared with DuckDB's parse at start-up; `None` for the
     /// `sql-validation: startup` opt-out.

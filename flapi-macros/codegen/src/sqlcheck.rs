@@ -245,6 +245,22 @@ impl Visitor for PolicyVisitor<'_> {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_value(&mut self, value: &ValueWithSpan) -> ControlFlow<()> {
+        // The template compiler writes every `?`; one typed into the
+        // template (or `$1`, `:name`) would take a value meant for another.
+        if let Value::Placeholder(name) = &value.value
+            && name != "?"
+            && !name.starts_with("$10")
+        {
+            self.push(
+                format!("`{name}`: a parameter placeholder is written into the template; flapi binds every value itself"),
+                "use a template site such as `{{ params.name }}` instead".into(),
+                name,
+            );
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
         if select.into.is_some() {
             self.push(
