@@ -502,7 +502,7 @@ fn mask_text(
                 format!("{schema}.{}", ident(&table.name)),
             ));
         }
-        replacements.sort_by(|a, b| b.0.cmp(&a.0));
+        replacements.sort_by_key(|r| std::cmp::Reverse(r.0));
         let mut out = sql.to_string();
         for (at, len, with) in replacements {
             out.replace_range(at..at + len, &with);

@@ -411,11 +411,11 @@ impl PositionVisitor {
         for (position, arg) in args.iter().enumerate() {
             // Named options (`read_csv(f, header := ?)`) are values.
             let named = !matches!(arg, FunctionArg::Unnamed(_));
-            if (all && !(table && named)) || (!named && rule.covers(position)) {
-                if let Some(expr) = arg_expr(arg) {
-                    for name in placeholders_in(expr) {
-                        self.0.name_args.insert(name, function.to_string());
-                    }
+            if ((all && !(table && named)) || (!named && rule.covers(position)))
+                && let Some(expr) = arg_expr(arg)
+            {
+                for name in placeholders_in(expr) {
+                    self.0.name_args.insert(name, function.to_string());
                 }
             }
         }
@@ -452,15 +452,15 @@ impl Visitor for PositionVisitor {
                     self.0.name_args.insert(name, "->".into());
                 }
             }
-            Expr::BinaryOp { op, right, .. }
-                if matches!(
-                    op,
+            Expr::BinaryOp {
+                op:
                     BinaryOperator::Arrow
-                        | BinaryOperator::LongArrow
-                        | BinaryOperator::HashArrow
-                        | BinaryOperator::HashLongArrow
-                ) =>
-            {
+                    | BinaryOperator::LongArrow
+                    | BinaryOperator::HashArrow
+                    | BinaryOperator::HashLongArrow,
+                right,
+                ..
+            } => {
                 for name in placeholders_in(right) {
                     self.0.name_args.insert(name, "->>".into());
                 }
