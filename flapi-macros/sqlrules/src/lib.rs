@@ -113,15 +113,20 @@ pub fn catalog() -> &'static BTreeMap<String, FunctionClass> {
     })
 }
 
-/// Table functions allowed by default: row generators, and DuckDB's file
-/// readers (the sandbox limits them to `allowed-directories`).
-pub const DEFAULT_TABLE_FUNCTIONS: &[&str] = &[
+/// Table functions that compute rows from their arguments and read no
+/// stored data: allowed everywhere, endpoints with redaction included.
+pub const MASKED_TABLE_FUNCTIONS: &[&str] = &[
     "range",
     "generate_series",
     "unnest",
     "repeat_row",
     "json_each",
     "json_tree",
+];
+
+/// DuckDB's file readers, allowed by default where nothing is masked (the
+/// sandbox limits them to `allowed-directories`).
+pub const FILE_READERS: &[&str] = &[
     "read_csv",
     "read_csv_auto",
     "read_parquet",
@@ -131,17 +136,6 @@ pub const DEFAULT_TABLE_FUNCTIONS: &[&str] = &[
     "read_ndjson",
     "read_ndjson_auto",
     "read_json_objects",
-];
-
-/// Table functions an endpoint with redaction may use: they compute rows
-/// from their arguments and read no stored data.
-pub const MASKED_TABLE_FUNCTIONS: &[&str] = &[
-    "range",
-    "generate_series",
-    "unnest",
-    "repeat_row",
-    "json_each",
-    "json_tree",
 ];
 
 /// A name DuckDB can only read as a catalog entry: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -170,7 +164,7 @@ pub fn function_refusal(
         }
     });
     let default_ok = match (table, class.map(String::as_str)) {
-        (true, _) => DEFAULT_TABLE_FUNCTIONS.contains(&name),
+        (true, _) => MASKED_TABLE_FUNCTIONS.contains(&name) || FILE_READERS.contains(&name),
         // `unnest(l)` and `range(n)` in a select list compute from their
         // arguments, like the row generators they also are.
         (false, Some(c)) => c == "safe" || c == "table_pure",
