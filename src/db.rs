@@ -307,6 +307,7 @@ impl Database {
             setting: "duckdb_functions".into(),
             message,
         })?;
+        check_catalog_views(&first)?;
         for endpoint in project.endpoints {
             check_endpoint_sql(&first, project, endpoint, &macros)?;
         }
@@ -603,6 +604,31 @@ fn check_endpoint_sql(
             };
             crate::sqlguard::check(connection, sql, expect)
                 .map_err(|message| sql_error(endpoint, message))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every catalog view DuckDB reaches by an unqualified name must be on
+/// flapi's list of refused table names; a view it does not know (a newer
+/// DuckDB, an extension) stops start-up rather than being readable.
+fn check_catalog_views(connection: &Connection) -> Result<(), StartupError> {
+    let fail = |message: String| StartupError::Sandbox {
+        setting: "catalog views".into(),
+        message,
+    };
+    let mut statement = connection
+        .prepare("SELECT DISTINCT lower(view_name) FROM duckdb_views() WHERE internal AND schema_name IN ('main', 'pg_catalog')")
+        .map_err(|e| fail(e.to_string()))?;
+    let names = statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(|e| fail(e.to_string()))?;
+    for name in names {
+        let name = name.map_err(|e| fail(e.to_string()))?;
+        if !flapi_sqlrules::CATALOG_VIEWS.contains(&name.as_str()) {
+            return Err(fail(format!(
+                "DuckDB has the catalog view `{name}`, which flapi does not know; add it to flapi_sqlrules::CATALOG_VIEWS"
+            )));
         }
     }
     Ok(())

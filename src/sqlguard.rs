@@ -6,6 +6,8 @@
 //! - the text has none of the lexical constructs the build's parser reads
 //!   differently (the same scanner the build uses, `flapi_sqlrules`);
 //! - DuckDB reads exactly one SELECT;
+//! - no table is one of DuckDB's catalog views (`pg_settings`, `pg_views`,
+//!   `duckdb_logs`…) or in a catalog schema;
 //! - every function and table function DuckDB sees passes the allowlist
 //!   (`flapi_sqlrules::function_refusal`), no function is schema-qualified,
 //!   and no function is a macro from init SQL unless the project lists it
@@ -211,6 +213,16 @@ pub fn check(connection: &Connection, sql: &str, expect: Expect<'_>) -> Result<P
         if let Some(refusal) =
             flapi_sqlrules::function_refusal(name, table, expect.masked, listed(name))
         {
+            return Err(refusal);
+        }
+    }
+    for table in &parsed.tables {
+        let parts: Vec<String> = [&table.catalog, &table.schema, &table.name]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.to_ascii_lowercase())
+            .collect();
+        if let Some(refusal) = flapi_sqlrules::table_refusal(&parts) {
             return Err(refusal);
         }
     }

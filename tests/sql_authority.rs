@@ -62,6 +62,13 @@ const AGREEMENT: &[(bool, &str)] = &[
     (false, "ATTACH 'x.db' AS x"),
     (false, "COPY people TO 'x.csv'"),
     (false, "CREATE TABLE t AS SELECT 1"),
+    (false, "SELECT name, setting FROM pg_settings"),
+    (false, "SELECT * FROM pg_catalog.pg_views"),
+    (false, "SELECT * FROM information_schema.views"),
+    (
+        true,
+        "SELECT table_name, column_name FROM information_schema.columns",
+    ),
 ];
 
 const CONFIG: &str = "project-name: agreement\nconnections:\n  main:\n    init: CREATE TABLE people AS SELECT 1 AS id, 'a' AS name\n";

@@ -168,11 +168,19 @@ impl PolicyVisitor<'_> {
     }
 
     fn check_table(&mut self, name: &ObjectName) {
+        let parts = name_parts(name);
+        let last = parts.last().cloned().unwrap_or_default();
+        if let Some(message) = flapi_sqlrules::table_refusal(&parts) {
+            self.push(
+                message,
+                "select from the project's own tables and views".into(),
+                &last,
+            );
+            return;
+        }
         if !self.rules.masked {
             return;
         }
-        let parts = name_parts(name);
-        let last = parts.last().cloned().unwrap_or_default();
         if parts.len() > 1 {
             self.push(
                 format!("table `{name}` is schema-qualified in an endpoint with `redact-columns`: redaction masks the tables of the default schema, which unqualified names resolve to"),

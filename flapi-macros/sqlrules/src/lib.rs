@@ -146,6 +146,87 @@ pub fn is_plain_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Schemas of DuckDB's own catalog: a table qualified with one of them is
+/// catalog metadata (settings, view definitions, logs), not data.
+pub const SYSTEM_SCHEMAS: &[&str] = &["system", "pg_catalog", "information_schema", "temp"];
+
+/// DuckDB 2.0's catalog views that an unqualified name reaches (those of
+/// `system.main` and `pg_catalog`; `information_schema` needs its schema).
+/// `pg_settings` lists every setting, `pg_views` every view definition,
+/// `duckdb_logs` the log: a table reference is as much a way to read them
+/// as a function call. The server compares this list with DuckDB's own
+/// (`duckdb_views() WHERE internal`) at start-up.
+pub const CATALOG_VIEWS: &[&str] = &[
+    "duckdb_columns",
+    "duckdb_constraints",
+    "duckdb_databases",
+    "duckdb_indexes",
+    "duckdb_logs",
+    "duckdb_schemas",
+    "duckdb_tables",
+    "duckdb_types",
+    "duckdb_views",
+    "pg_am",
+    "pg_attrdef",
+    "pg_attribute",
+    "pg_class",
+    "pg_collation",
+    "pg_constraint",
+    "pg_database",
+    "pg_depend",
+    "pg_description",
+    "pg_enum",
+    "pg_index",
+    "pg_indexes",
+    "pg_namespace",
+    "pg_prepared_statements",
+    "pg_proc",
+    "pg_sequence",
+    "pg_sequences",
+    "pg_settings",
+    "pg_tables",
+    "pg_tablespace",
+    "pg_type",
+    "pg_views",
+    "pragma_database_list",
+    "sqlite_master",
+    "sqlite_schema",
+    "sqlite_temp_master",
+    "sqlite_temp_schema",
+];
+
+/// `information_schema` views a project may publish: table and column
+/// names, types and nullability (flAPI projects describe their data model
+/// with them).
+pub const DESCRIBING_VIEWS: &[&str] = &["columns", "tables", "schemata"];
+
+/// Why a table reference may not appear in endpoint SQL (its parts as
+/// written, lower case), or `None` when it may.
+pub fn table_refusal(parts: &[String]) -> Option<String> {
+    let name = parts.last()?;
+    let qualifiers = &parts[..parts.len() - 1];
+    // Names, types and nullability of tables and columns: what a schema
+    // resource publishes, and nothing else (no definitions, no settings).
+    if qualifiers.last().map(String::as_str) == Some("information_schema")
+        && DESCRIBING_VIEWS.contains(&name.as_str())
+        && qualifiers.len() == 1
+    {
+        return None;
+    }
+    if let Some(schema) = qualifiers
+        .iter()
+        .find(|p| SYSTEM_SCHEMAS.contains(&p.as_str()))
+    {
+        return Some(format!(
+            "table `{}` is in DuckDB's catalog schema `{schema}`: endpoint SQL reads data, not catalog metadata",
+            parts.join(".")
+        ));
+    }
+    CATALOG_VIEWS.contains(&name.as_str()).then(|| {
+        format!("`{name}` is one of DuckDB's catalog views: endpoint SQL reads data, not settings, view definitions or logs")
+    })
+}
+
 /// Why a function may not run in endpoint SQL, or `None` when it may.
 /// `table`: called in FROM; `masked`: the endpoint has `redact-columns`;
 /// `project_allows`: listed in `template.allowed-functions`.
