@@ -28,11 +28,6 @@ impl Env {
     pub fn get(&self, name: &str) -> Option<&secrecy::SecretString> {
         self.values.get(name)
     }
-
-    /// Every environment value, for scrubbing text before it is shown.
-    pub fn values(&self) -> impl Iterator<Item = (&'static str, &secrecy::SecretString)> {
-        self.values.iter().map(|(k, v)| (*k, v))
-    }
 }
 
 /// A DuckDB message for the log: quoted text (which may echo a bound
@@ -126,6 +121,8 @@ pub enum StartupError {
     MissingEnv(String),
     #[error("redaction: {0}")]
     Masking(#[from] crate::masking::MaskingError),
+    #[error("reading DuckDB's catalog: {0}")]
+    Catalog(String),
 }
 
 /// Runtime choices that are not in the project (CLI flags, environment).
@@ -303,10 +300,7 @@ impl Database {
 
         // DuckDB's parser checks every text before any is prepared:
         // `prepare` would run all but the last statement of a string.
-        let macros = crate::masking::macros(&first).map_err(|message| StartupError::Sandbox {
-            setting: "duckdb_functions".into(),
-            message,
-        })?;
+        let macros = crate::masking::macros(&first).map_err(StartupError::Catalog)?;
         check_catalog_views(&first)?;
         for endpoint in project.endpoints {
             check_endpoint_sql(&first, project, endpoint, &macros)?;
@@ -613,20 +607,15 @@ fn check_endpoint_sql(
 /// flapi's list of refused table names; a view it does not know (a newer
 /// DuckDB, an extension) stops start-up rather than being readable.
 fn check_catalog_views(connection: &Connection) -> Result<(), StartupError> {
-    let fail = |message: String| StartupError::Sandbox {
-        setting: "catalog views".into(),
-        message,
-    };
-    let mut statement = connection
-        .prepare("SELECT DISTINCT lower(view_name) FROM duckdb_views() WHERE internal AND schema_name IN ('main', 'pg_catalog')")
-        .map_err(|e| fail(e.to_string()))?;
-    let names = statement
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(|e| fail(e.to_string()))?;
-    for name in names {
-        let name = name.map_err(|e| fail(e.to_string()))?;
+    let names = crate::masking::query_strings(
+        connection,
+        "SELECT DISTINCT lower(view_name) FROM duckdb_views() WHERE internal AND schema_name IN ('main', 'pg_catalog')",
+        &[],
+    )
+    .map_err(StartupError::Catalog)?;
+    for name in names.into_iter().flatten() {
         if !flapi_sqlrules::CATALOG_VIEWS.contains(&name.as_str()) {
-            return Err(fail(format!(
+            return Err(StartupError::Catalog(format!(
                 "DuckDB has the catalog view `{name}`, which flapi does not know; add it to flapi_sqlrules::CATALOG_VIEWS"
             )));
         }
@@ -651,7 +640,7 @@ fn prepare_endpoint_sql(
         .into_iter()
         .flatten()
         .collect();
-        if let Some(m) = masking.text(endpoint.id, t, &masked) {
+        if let Some(m) = masking.text(endpoint, t, &masked) {
             all.extend(
                 [
                     Some(&m.sql),
@@ -792,7 +781,7 @@ fn forms<'a>(spec: &QuerySpec<'_>, env: &'a Env) -> Result<Forms<'a>, QueryError
     // unmasked text.
     let masked = env
         .masking
-        .text(spec.endpoint.id, spec.text, spec.redact)
+        .text(spec.endpoint, spec.text, spec.redact)
         .ok_or_else(|| QueryError::Failed("no masked text for this caller".into()))?;
     Ok(Forms {
         sql: &masked.sql,

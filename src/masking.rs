@@ -52,26 +52,35 @@ pub struct MaskedText {
     pub count_sql: Option<String>,
 }
 
-/// Masked texts by endpoint id, then (text index, masked column set).
+/// Masked texts by endpoint id, then (text index, which of the endpoint's
+/// `redact-columns` are masked, one bit each in their order).
 #[derive(Debug, Default)]
 pub struct Masking {
     /// Sorted, lower-case column sets; a set's index names its schema.
     sets: Vec<Vec<String>>,
-    texts: std::collections::HashMap<&'static str, BTreeMap<(usize, usize), MaskedText>>,
+    texts: std::collections::HashMap<&'static str, BTreeMap<(usize, u32), MaskedText>>,
 }
 
 impl Masking {
     /// The masked form of an endpoint's text for a caller who may not see
     /// `columns`; `None` when nothing is masked.
-    pub fn text(&self, endpoint: &str, text: usize, columns: &[&str]) -> Option<&MaskedText> {
-        if columns.is_empty() {
+    pub fn text(
+        &self,
+        endpoint: &EndpointDef,
+        text: usize,
+        columns: &[&str],
+    ) -> Option<&MaskedText> {
+        let bits = endpoint
+            .shaping
+            .redact
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| columns.iter().any(|c| c.eq_ignore_ascii_case(r.column)))
+            .fold(0u32, |bits, (i, _)| bits | 1 << i);
+        if bits == 0 {
             return None;
         }
-        let mut key: Vec<String> = columns.iter().map(|c| c.to_ascii_lowercase()).collect();
-        key.sort();
-        key.dedup();
-        let set = self.sets.iter().position(|s| *s == key)?;
-        self.texts.get(endpoint)?.get(&(text, set))
+        self.texts.get(endpoint.id)?.get(&(text, bits))
     }
 }
 
@@ -80,12 +89,13 @@ impl Masking {
 #[error("{0}")]
 pub struct MaskingError(pub String);
 
-/// The distinct sets of columns a caller of `endpoint` can have masked:
-/// all of them for an anonymous caller, and every combination some roles
-/// could leave masked.
-fn mask_sets(endpoint: &EndpointDef) -> Vec<Vec<String>> {
+/// The combinations of columns a caller of `endpoint` can have masked (as
+/// bits over its `redact-columns`, and as a sorted lower-case set): all of
+/// them for an anonymous caller, and every combination some roles could
+/// leave masked.
+fn mask_sets(endpoint: &EndpointDef) -> Vec<(u32, Vec<String>)> {
     let redact = endpoint.shaping.redact;
-    let mut sets = BTreeSet::new();
+    let mut sets = Vec::new();
     let n = redact.len().min(16);
     for bits in 1u32..(1 << n) {
         let masked: Vec<usize> = (0..n).filter(|i| bits & (1 << i) != 0).collect();
@@ -100,10 +110,10 @@ fn mask_sets(endpoint: &EndpointDef) -> Vec<Vec<String>> {
                 .map(|i| redact[*i].column.to_ascii_lowercase())
                 .collect();
             set.sort();
-            sets.insert(set);
+            sets.push((bits, set));
         }
     }
-    sets.into_iter().collect()
+    sets
 }
 
 struct Table {
@@ -119,10 +129,15 @@ struct Catalog {
     macros: BTreeSet<String>,
 }
 
-fn query_strings(connection: &Connection, sql: &str, db: &str) -> Result<Vec<Vec<String>>, String> {
+/// Every row of a catalog query, as text columns.
+pub fn query_strings(
+    connection: &Connection,
+    sql: &str,
+    params: &[&str],
+) -> Result<Vec<Vec<String>>, String> {
     let mut statement = connection.prepare(sql).map_err(|e| e.to_string())?;
     let rows = statement
-        .query_map([db], |row| {
+        .query_map(duckdb::params_from_iter(params), |row| {
             let count = row.as_ref().column_count();
             (0..count)
                 .map(|i| row.get::<_, String>(i))
@@ -151,7 +166,7 @@ fn read_catalog(connection: &Connection) -> Result<Catalog, String> {
     for row in query_strings(
         connection,
         "SELECT table_name, column_name, data_type FROM duckdb_columns() c WHERE database_name = ? AND schema_name = 'main' AND table_name IN (SELECT table_name FROM duckdb_tables() t WHERE t.database_name = c.database_name AND t.schema_name = 'main') ORDER BY table_name, column_index",
-        &database,
+        &[&database],
     )? {
         let [table, column, ty] = &row[..] else {
             continue;
@@ -167,7 +182,7 @@ fn read_catalog(connection: &Connection) -> Result<Catalog, String> {
     let views = query_strings(
         connection,
         "SELECT view_name, sql FROM duckdb_views() WHERE database_name = ? AND schema_name = 'main' AND NOT internal ORDER BY view_name",
-        &database,
+        &[&database],
     )?
     .into_iter()
     .filter_map(|row| match &row[..] {
@@ -188,8 +203,8 @@ fn read_catalog(connection: &Connection) -> Result<Catalog, String> {
 pub fn macros(connection: &Connection) -> Result<BTreeSet<String>, String> {
     Ok(query_strings(
         connection,
-        "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE NOT internal AND database_name IS DISTINCT FROM ?",
-        "",
+        "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE NOT internal",
+        &[],
     )?
     .into_iter()
     .filter_map(|row| row.into_iter().next())
@@ -282,11 +297,11 @@ fn view_refusal(
 /// and before the sandbox locks the configuration.
 pub fn prepare(first: &Connection, project: &'static ProjectDef) -> Result<Masking, MaskingError> {
     let mut masking = Masking::default();
-    for endpoint in project.endpoints {
-        for set in mask_sets(endpoint) {
-            if !masking.sets.contains(&set) {
-                masking.sets.push(set);
-            }
+    let endpoint_sets: Vec<Vec<(u32, Vec<String>)>> =
+        project.endpoints.iter().map(mask_sets).collect();
+    for (_, set) in endpoint_sets.iter().flatten() {
+        if !masking.sets.contains(set) {
+            masking.sets.push(set.clone());
         }
     }
     if masking.sets.is_empty() {
@@ -312,42 +327,38 @@ pub fn prepare(first: &Connection, project: &'static ProjectDef) -> Result<Maski
         .collect();
     // Views that can be copied, in an order where each one's views come
     // first; and why the others cannot.
+    // A view may read views copied before it, so the rest are tried again
+    // until a round copies nothing; what is left is refused, with the
+    // reason of the last round.
     let mut copyable: Vec<(String, String, String)> = Vec::new();
-    let mut refused: BTreeMap<String, String> = BTreeMap::new();
     let mut masked_names = table_names.clone();
     let mut pending: Vec<&(String, String)> = catalog.views.iter().collect();
-    loop {
-        let mut progressed = false;
+    let refused: BTreeMap<String, String> = loop {
+        let mut refused = BTreeMap::new();
         let mut still = Vec::new();
-        for view in pending {
-            let (name, create) = view;
-            let Some((columns, query)) = view_body(create) else {
-                refused.insert(
-                    name.to_ascii_lowercase(),
-                    "DuckDB stored it in a form flapi does not read".into(),
-                );
-                continue;
+        let tried = pending.len();
+        for view @ (name, create) in pending {
+            let why = match view_body(create) {
+                None => "DuckDB stored it in a form flapi does not read".to_string(),
+                Some((columns, query)) => {
+                    match view_refusal(first, query, &masked_names, &all_names, &catalog.macros) {
+                        None => {
+                            masked_names.insert(name.to_ascii_lowercase());
+                            copyable.push((name.clone(), columns, query.to_string()));
+                            continue;
+                        }
+                        Some(why) => why,
+                    }
+                }
             };
-            match view_refusal(first, query, &masked_names, &all_names, &catalog.macros) {
-                None => {
-                    masked_names.insert(name.to_ascii_lowercase());
-                    copyable.push((name.clone(), columns, query.to_string()));
-                    progressed = true;
-                }
-                Some(why) => {
-                    refused.insert(name.to_ascii_lowercase(), why);
-                    still.push(view);
-                }
-            }
+            refused.insert(name.to_ascii_lowercase(), why);
+            still.push(view);
+        }
+        if still.is_empty() || still.len() == tried {
+            break refused;
         }
         pending = still;
-        if !progressed || pending.is_empty() {
-            break;
-        }
-        for view in &pending {
-            refused.remove(&view.0.to_ascii_lowercase());
-        }
-    }
+    };
 
     for (index, set) in masking.sets.iter().enumerate() {
         let schema = format!("{CATALOG}.m{index}");
@@ -402,10 +413,9 @@ pub fn prepare(first: &Connection, project: &'static ProjectDef) -> Result<Maski
         .map_err(|e| fail("cannot prepare the masked-text check", e.to_string()))?;
     // Every endpoint is tried, so one start reports every problem.
     let mut problems: Vec<String> = Vec::new();
-    for endpoint in project.endpoints {
-        let sets = mask_sets(endpoint);
+    for (endpoint, sets) in project.endpoints.iter().zip(&endpoint_sets) {
         for (t, text) in endpoint.texts.iter().enumerate() {
-            for set in &sets {
+            for (bits, set) in sets {
                 let Some(index) = masking.sets.iter().position(|s| s == set) else {
                     continue;
                 };
@@ -424,7 +434,7 @@ pub fn prepare(first: &Connection, project: &'static ProjectDef) -> Result<Maski
                             .texts
                             .entry(endpoint.id)
                             .or_default()
-                            .insert((t, index), masked);
+                            .insert((t, *bits), masked);
                     }
                     Err(e) if !problems.contains(&e.0) => problems.push(e.0),
                     Err(_) => {}

@@ -238,7 +238,7 @@ impl Visitor for PolicyVisitor<'_> {
         {
             for cte in &with.cte_tables {
                 let name = cte.alias.name.value.to_ascii_lowercase();
-                if facts(&[Statement::Query(cte.query.clone())])
+                if facts(std::slice::from_ref(&*cte.query))
                     .tables
                     .contains(&name)
                 {
@@ -291,7 +291,7 @@ pub struct Facts {
     pub parameters: usize,
 }
 
-pub fn facts(statements: &[Statement]) -> Facts {
+pub fn facts<V: Visit>(nodes: &[V]) -> Facts {
     #[derive(Default)]
     struct FactVisitor(Facts);
     impl Visitor for FactVisitor {
@@ -330,8 +330,8 @@ pub fn facts(statements: &[Statement]) -> Facts {
         }
     }
     let mut visitor = FactVisitor::default();
-    for statement in statements {
-        let _ = statement.visit(&mut visitor);
+    for node in nodes {
+        let _ = node.visit(&mut visitor);
     }
     visitor.0
 }
