@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use flapi::http::edge;
 use flapi::project::PROJECT;
 use flapi::runtime::Access;
-use flapi::{DbOptions, app, edge};
+use flapi::{DbOptions, app};
 
 fn version() -> &'static str {
     Box::leak(

@@ -306,11 +306,11 @@ async fn oversized_headers_are_refused_on_the_socket() {
     let app = start();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let listen = flapi::edge::Listen {
+    let listen = flapi::http::edge::Listen {
         tls: None,
         max_header_bytes: fixture::PROJECT.edge.max_header_bytes as usize,
     };
-    tokio::spawn(flapi::edge::serve_listener(
+    tokio::spawn(flapi::http::edge::serve_listener(
         listener,
         app.router.clone(),
         app.shutdown.clone(),

@@ -4,8 +4,8 @@
 
 mod common;
 
+use flapi::db::encode::Format;
 use flapi::db::{QuerySpec, explain};
-use flapi::encode::Format;
 use flapi::runtime::{BindValue, RequestInput};
 
 mod fixture {

@@ -2,7 +2,7 @@
 //!
 //! - a parser-agreement corpus: for every template, the build's verdict
 //!   (`flapi-codegen`, sqlparser) and DuckDB's verdict at start-up
-//!   (`flapi::sqlguard`, `json_serialize_sql`) agree, E-strings, dollar
+//!   (`flapi::db::sqlguard`, `json_serialize_sql`) agree, E-strings, dollar
 //!   quotes and nested comments included;
 //! - a template that hides a second statement, on a file database, never
 //!   runs it: the server refuses to start and the table is still there;
@@ -14,8 +14,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use flapi::db::sqlguard::{Expect, check};
 use flapi::runtime::SqlFactsDef;
-use flapi::sqlguard::{Expect, check};
 
 mod hidden {
     flapi_macros::project!("tests/fixtures/hidden_statement");
@@ -206,7 +206,7 @@ fn functions_are_checked_on_duckdbs_reading() {
             "CREATE MACRO upper(x) AS 'shadowed'; CREATE MACRO secret_ssn(i) AS (SELECT name FROM people WHERE id = i);",
         )
         .expect("macros");
-    let macros = flapi::masking::macros(&connection).expect("macros");
+    let macros = flapi::db::masking::macros(&connection).expect("macros");
     assert!(macros.contains("upper") && macros.contains("secret_ssn"));
     let expect = |masked, allowed: &'static [&'static str]| Expect {
         facts: None,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flapi::edge::{Listen, serve_listener};
+use flapi::http::edge::{Listen, serve_listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -217,7 +217,7 @@ async fn https_refuses_old_tls_and_plain_http_and_reloads_on_sighup() {
     // The plain-HTTP redirect listener answers every request with 308.
     let plain = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let plain_port = plain.local_addr().expect("addr").port();
-    tokio::spawn(flapi::edge::redirect_listener(
+    tokio::spawn(flapi::http::edge::redirect_listener(
         plain,
         port,
         shutdown.clone(),

@@ -458,9 +458,9 @@ pub struct EndpointDef {
     pub shaping: ShapingDef,
     /// Role checks and shaping are recorded as `would_deny`, not enforced.
     pub shadow: bool,
-    /// Per principal (or address) and route.
+    /// Per principal (or address) and endpoint, over REST and MCP alike.
     pub rate_limit: Option<RateLimitDef>,
-    /// Per principal (or address) and MCP tool.
+    /// The MCP tool's own `rate-limit`, counted apart from the endpoint's.
     pub tool_rate_limit: Option<RateLimitDef>,
     /// Overrides `duckdb.query_timeout_ms` for this endpoint.
     pub query_timeout_ms: Option<u64>,

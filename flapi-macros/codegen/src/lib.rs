@@ -2,29 +2,17 @@
 //! plain library so every phase is unit-testable and the same code serves
 //! `build.rs`, the `project!` macro and the `flapi-validate` command.
 //!
-//! Phases: load ([`raw`], spanned YAML) → resolve ([`model`], templates
-//! compiled) → check (inside resolve, all diagnostics collected) → emit
-//! ([`emit`], `quote!`) → render (prettyplease).
+//! Phases, one folder each: [`load`] (spanned YAML, structs that mirror
+//! it) → [`resolve`] (meaning, templates compiled, [`resolve::model`]) →
+//! [`check`] (SQL, hygiene, secrets, auditor; called from resolve so all
+//! diagnostics are collected) → [`emit`] (Rust via `quote!`, OpenAPI, MCP
+//! schemas) → render (prettyplease). [`diag`] is shared by all.
 
-pub mod auditor;
-pub mod auth;
-pub mod compile;
+pub mod check;
 pub mod diag;
-pub mod edge;
 pub mod emit;
-pub mod hygiene;
-pub mod lexical;
-pub mod mcp;
-pub mod model;
-pub mod mustache;
-pub mod openapi;
-pub mod policy;
-pub mod raw;
+pub mod load;
 pub mod resolve;
-pub mod secrets;
-pub mod sqlcheck;
-pub mod values;
-pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +22,7 @@ pub use diag::{Diagnostic, Severity};
 
 /// The result of a successful build of a project.
 pub struct Output {
-    pub project: model::Project,
+    pub project: resolve::model::Project,
     pub tokens: TokenStream,
     pub openapi_json: String,
     /// Warnings (the build still succeeds).
@@ -48,7 +36,7 @@ impl Output {
     }
 }
 
-pub fn render(project: &model::Project, tokens: &TokenStream) -> String {
+pub fn render(project: &resolve::model::Project, tokens: &TokenStream) -> String {
     let body = match syn::parse2::<syn::File>(tokens.clone()) {
         Ok(file) => prettyplease::unparse(&file),
         Err(_) => tokens.to_string(),
@@ -61,7 +49,7 @@ pub fn render(project: &model::Project, tokens: &TokenStream) -> String {
 
 /// Loads, resolves and checks the project in `dir`. On failure, every
 /// diagnostic (errors and warnings), sorted by position.
-pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut diags = diag::Diagnostics::new();
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let config = dir.join("flapi.yaml");
@@ -82,9 +70,9 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
         }
     };
     files_read.push(config.clone());
-    let raw_project = match yaml::parse(&config, &text, &mut diags) {
-        Some(root) => raw::load_project(&config, &root, &mut diags),
-        None => raw::RawProject {
+    let raw_project = match load::yaml::parse(&config, &text, &mut diags) {
+        Some(root) => load::load_project(&config, &root, &mut diags),
+        None => load::RawProject {
             file: config.clone(),
             ..Default::default()
         },
@@ -129,8 +117,8 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
             continue;
         };
         files_read.push(file.clone());
-        if let Some(root) = yaml::parse(file, &text, &mut diags)
-            && let Some(endpoint) = raw::load_endpoint(file, &root, &mut diags)
+        if let Some(root) = load::yaml::parse(file, &text, &mut diags)
+            && let Some(endpoint) = load::load_endpoint(file, &root, &mut diags)
         {
             raw_endpoints.push(endpoint);
         }
@@ -140,11 +128,11 @@ pub fn load(dir: &Path) -> Result<(model::Project, Vec<Diagnostic>), Vec<Diagnos
     let raw_roles = match std::fs::read_to_string(&roles_file) {
         Ok(text) => {
             files_read.push(roles_file.clone());
-            yaml::parse(&roles_file, &text, &mut diags)
-                .map(|root| raw::load_roles(&root, &mut diags))
+            load::yaml::parse(&roles_file, &text, &mut diags)
+                .map(|root| load::load_roles(&root, &mut diags))
                 .unwrap_or_default()
         }
-        Err(_) => raw::RawRoles::default(),
+        Err(_) => load::RawRoles::default(),
     };
     let mut project =
         resolve::resolve_project(&dir, &raw_project, &raw_roles, &raw_endpoints, &mut diags);
@@ -208,7 +196,7 @@ fn source_hash(dir: &Path, files: &[PathBuf]) -> String {
 /// The whole pipeline: load, check, emit.
 pub fn generate(dir: &Path, options: &emit::EmitOptions) -> Result<Output, Vec<Diagnostic>> {
     let (project, warnings) = load(dir)?;
-    let openapi_json = openapi::openapi(&project);
+    let openapi_json = emit::openapi::openapi(&project);
     let tokens = emit::emit(&project, &openapi_json, options);
     Ok(Output {
         project,

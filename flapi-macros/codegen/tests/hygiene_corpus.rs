@@ -2,7 +2,7 @@
 //! (SPEC §11): every poisoned string raises its rule at the marked
 //! position, and no benign string raises anything.
 
-use flapi_codegen::hygiene::{self, Context, Finding, TextKind};
+use flapi_codegen::check::hygiene::{self, Context, Finding, TextKind};
 
 const MARK: char = '⟪';
 

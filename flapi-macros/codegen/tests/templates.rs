@@ -4,7 +4,7 @@
 mod common;
 
 use flapi_codegen::load;
-use flapi_codegen::model::{BindSource, Endpoint};
+use flapi_codegen::resolve::model::{BindSource, Endpoint};
 
 fn compile(fields: &str, sql: &str) -> Endpoint {
     let dir = common::TempDir::new();

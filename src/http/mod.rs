@@ -1,0 +1,190 @@
+//! HTTP: the network edge ([`edge`]), the REST adapter ([`rest`]), and
+//! what every HTTP answer shares: request ids, JSON errors, the 401/403
+//! answers, and the audit record of requests that never become a call
+//! (unknown paths, wrong methods, `/health`).
+
+pub mod edge;
+pub mod rest;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{Auditor, Record, decision};
+use crate::auth::{AuthError, Authenticator};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Put on a response whose call the pipeline has recorded already.
+#[derive(Clone, Copy)]
+pub struct Audited;
+
+/// The request id of a request (set by [`request_id`]).
+pub fn request_id_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A client's `X-Request-Id` is kept when it is 1 to 128 characters of
+/// `[A-Za-z0-9._:-]`, otherwise replaced by a new UUID; either way it is
+/// returned on the response and recorded.
+pub async fn request_id(mut request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let valid = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    };
+    let id = match request.headers().get(REQUEST_ID) {
+        Some(v) if valid(v) => v.clone(),
+        _ => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+    };
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// The decision a status stands for, for requests that are not calls.
+fn decision_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=399 => decision::ALLOW,
+        401 | 403 => decision::DENY,
+        404 | 405 => decision::NOT_FOUND,
+        400..=499 => decision::INVALID,
+        _ => decision::ERROR,
+    }
+}
+
+/// One record per REST request that the pipeline did not record (no
+/// route, wrong method, health and OpenAPI), written before the response
+/// leaves; with the log unwritable (fail-closed) the answer is 503.
+pub async fn rest_audit(
+    State(audit): State<Arc<Auditor>>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    if !audit.enabled() {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let request_id = request_id_of(request.headers());
+    let target = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(no route)".to_string());
+    let mut record = Record::new(&request_id, "rest", request.method().as_str(), &target);
+    let response = next.run(request).await;
+    if response.extensions().get::<Audited>().is_some() {
+        return response;
+    }
+    if !audit.admits() {
+        record.decision = decision::UNAVAILABLE;
+        record.status = 503;
+        let _ = audit.record(record.since(started)).await;
+        return unavailable(&request_id);
+    }
+    record.status = response.status().as_u16();
+    record.decision = decision_of(response.status());
+    match audit.record(record.since(started)).await {
+        Ok(()) => response,
+        Err(error) => {
+            tracing::error!(request_id = %request_id, %error, "response withheld: its audit record was not written");
+            unavailable(&request_id)
+        }
+    }
+}
+
+pub fn unavailable(request_id: &str) -> Response {
+    error_json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server cannot serve requests right now",
+        Some(request_id),
+    )
+}
+
+pub fn error_json(status: StatusCode, message: &str, request_id: Option<&str>) -> Response {
+    let mut body = json!({"error": message});
+    if let Some(id) = request_id {
+        body["request_id"] = json!(id);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// 401 with a challenge per configured scheme. The log has the reason
+/// (never the credential).
+pub fn unauthenticated(
+    auth: &Authenticator,
+    error: Option<AuthError>,
+    request_id: &str,
+) -> Response {
+    if let Some(error) = error {
+        tracing::debug!(request_id = %request_id, reason = %error, "authentication failed");
+    }
+    let mut response = error_json(
+        StatusCode::UNAUTHORIZED,
+        "authentication required",
+        Some(request_id),
+    );
+    for challenge in auth.challenges(error) {
+        response
+            .headers_mut()
+            .append(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
+/// 403: the client learns nothing about the roles involved.
+pub fn forbidden(request_id: &str) -> Response {
+    error_json(StatusCode::FORBIDDEN, "forbidden", Some(request_id))
+}
+
+/// Serves plain HTTP until SIGINT or SIGTERM, then ends MCP sessions and
+/// finishes in-flight requests (see [`edge::serve_listener`] for TLS and
+/// limits).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listen = edge::Listen {
+        tls: None,
+        max_header_bytes: 16 << 10,
+    };
+    edge::serve_listener(listener.into_std()?, router, shutdown, listen).await
+}
+
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
