@@ -229,11 +229,16 @@ impl Progress {
         }
     }
 
+    /// A refusal after the policy decided: a `would_deny` (shadow mode) or
+    /// `dry_run` already decided stays the record's decision.
     fn refuse(self, refusal: Refusal) -> Answer {
-        Answer {
-            rate: self.rate,
-            ..Answer::refused(refusal)
+        let decided = self.decision != decision::ALLOW;
+        let mut answer = Answer::refused(refusal);
+        if decided {
+            answer.decision = self.decision;
         }
+        answer.rate = self.rate;
+        answer
     }
 }
 
@@ -290,6 +295,9 @@ impl Pipeline {
             (Item::Tool(name) | Item::Resource(name), _) => name.as_str(),
         };
         let mut record = Record::new(&call.request_id, transport, method, target);
+        if let Credentials::Verified(Some(principal)) = &call.credentials {
+            self.note_caller(&mut record, principal);
+        }
         record.arguments = self.audit.arguments(|| call.arguments.recorded(), endpoint);
         if !self.audit.admits() {
             record.decision = decision::UNAVAILABLE;
@@ -353,12 +361,8 @@ impl Pipeline {
             Ok(principal) => principal,
             Err(refusal) => return Answer::refused(refusal),
         };
-        if let Some(p) = &principal {
-            record.principal = Some(p.subject.clone());
-            record.roles = role_names(self.project.auth.roles, p.roles)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+        if let Some(principal) = &principal {
+            self.note_caller(record, principal);
         }
         let mut progress = Progress {
             decision: decision::ALLOW,
@@ -402,6 +406,14 @@ impl Pipeline {
             Outcome::Refused(refusal) => progress.refuse(refusal),
             outcome => progress.answer(outcome),
         }
+    }
+
+    fn note_caller(&self, record: &mut Record, principal: &Principal) {
+        record.principal = Some(principal.subject.clone());
+        record.roles = role_names(self.project.auth.roles, principal.roles)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
     }
 
     /// The caller, verified when the item needs one.
