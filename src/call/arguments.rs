@@ -5,7 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::call::Face;
 use crate::db::Page;
 use crate::db::encode::Format;
 use crate::runtime::{
@@ -68,7 +67,7 @@ impl Arguments {
 
     /// Takes the flags out of the arguments (`_dryRun`; for JSON also the
     /// page arguments), with their errors.
-    pub fn flags(&mut self, project: &ProjectDef, endpoint: &EndpointDef, face: Face) -> Flags {
+    pub fn flags(&mut self, project: &ProjectDef, endpoint: &EndpointDef) -> Flags {
         let mut flags = Flags::default();
         match self {
             Arguments::Text {
@@ -91,7 +90,6 @@ impl Arguments {
             }
             Arguments::None => {
                 // A resource is read whole, up to the server's largest page.
-                debug_assert_eq!(face, Face::Resource);
                 flags.page = endpoint.paginate.then_some(Page {
                     limit: project.max_limit,
                     offset: 0,
@@ -182,8 +180,16 @@ fn negotiate(query: &[(String, String)], accept: Option<&str>, errors: &mut Fiel
     }
 }
 
+/// `limit` (clamped to `max-limit`) and `offset`, each read by `number`
+/// with its default.
+fn window(project: &ProjectDef, mut number: impl FnMut(&str, u64) -> u64) -> Page {
+    let limit = number(LIMIT, project.default_limit).min(project.max_limit);
+    let offset = number(OFFSET, 0);
+    Page { limit, offset }
+}
+
 fn text_page(project: &ProjectDef, query: &[(String, String)], errors: &mut FieldErrors) -> Page {
-    let mut number = |name: &str, default: u64| -> u64 {
+    window(project, |name, default| {
         let mut values = query.iter().filter(|(k, _)| k == name);
         match (values.next(), values.next()) {
             (None, _) => default,
@@ -199,10 +205,7 @@ fn text_page(project: &ProjectDef, query: &[(String, String)], errors: &mut Fiel
                 }
             },
         }
-    };
-    let limit = number(LIMIT, project.default_limit).min(project.max_limit);
-    let offset = number(OFFSET, 0);
-    Page { limit, offset }
+    })
 }
 
 fn json_page(
@@ -210,16 +213,13 @@ fn json_page(
     object: &mut Map<String, Value>,
     errors: &mut FieldErrors,
 ) -> Page {
-    let mut number = |name: &str, default: u64| match object.remove(name) {
+    window(project, |name, default| match object.remove(name) {
         None => default,
         Some(value) => value.as_u64().unwrap_or_else(|| {
             errors.push(name, "must be a non-negative integer");
             default
         }),
-    };
-    let limit = number(LIMIT, project.default_limit).min(project.max_limit);
-    let offset = number(OFFSET, 0);
-    Page { limit, offset }
+    })
 }
 
 /// Reserved names, and with `strict-fields` names the endpoint lacks.

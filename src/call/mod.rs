@@ -275,11 +275,16 @@ impl Pipeline {
         self.tools.get(name).copied()
     }
 
+    /// The endpoint behind an MCP resource URI.
+    pub fn resource(&self, uri: &str) -> Option<&'static EndpointDef> {
+        self.resources.get(uri).copied()
+    }
+
     fn find(&self, item: &Item) -> Option<&'static EndpointDef> {
         match item {
             Item::Route(endpoint) => Some(endpoint),
             Item::Tool(name) => self.tool(name),
-            Item::Resource(uri) => self.resources.get(uri).copied(),
+            Item::Resource(uri) => self.resource(uri),
         }
     }
 
@@ -290,9 +295,9 @@ impl Pipeline {
         let face = call.item.face();
         let endpoint = self.find(&call.item);
         let (transport, method) = face.method();
-        let target = match (&call.item, endpoint) {
-            (Item::Route(e), _) => e.route.unwrap_or(e.id),
-            (Item::Tool(name) | Item::Resource(name), _) => name.as_str(),
+        let target = match &call.item {
+            Item::Route(e) => e.route.unwrap_or(e.id),
+            Item::Tool(name) | Item::Resource(name) => name.as_str(),
         };
         let mut record = Record::new(&call.request_id, transport, method, target);
         if let Credentials::Verified(Some(principal)) = &call.credentials {
@@ -316,17 +321,6 @@ impl Pipeline {
     async fn commit(&self, mut record: Record, started: Instant, answer: Answer) -> Answer {
         record.decision = answer.decision;
         record.status = answer.status();
-        match &answer.outcome {
-            Outcome::Rows { result, .. } => {
-                record.rows = Some(result.rows);
-                record.truncated = Some(result.truncated);
-                if record.redacted_columns.is_empty() {
-                    record.redacted_columns = result.redacted.clone();
-                }
-            }
-            Outcome::Sample(_) => record.rows = Some(0),
-            Outcome::Report(_) | Outcome::Refused(_) => {}
-        }
         let request_id = record.request_id.clone();
         match self.audit.record(record.since(started)).await {
             Ok(()) => answer,
@@ -353,7 +347,7 @@ impl Pipeline {
             cancel,
             ..
         } = call;
-        let mut flags = arguments.flags(self.project, endpoint, face);
+        let mut flags = arguments.flags(self.project, endpoint);
         let principal = match self
             .caller(endpoint, face, &credentials, flags.dry_run)
             .await
@@ -562,13 +556,22 @@ impl Pipeline {
             Ok(outcome) => outcome,
             Err(error) => return Outcome::Refused(Refusal::Failed(error)),
         };
-        // Shadow mode: what shaping would have changed is recorded, not applied.
-        if let Outcome::Rows { result, .. } = &outcome
-            && endpoint.shadow
-            && watched.would_change(result.rows, !watched.would_redact.is_empty())
-        {
-            progress.decision = decision::WOULD_DENY;
-            record.redacted_columns = watched.would_redact.iter().map(|c| c.to_string()).collect();
+        match &outcome {
+            Outcome::Rows { result, .. } => {
+                record.rows = Some(result.rows);
+                record.truncated = Some(result.truncated);
+                record.redacted_columns = result.redacted.clone();
+                // Shadow mode: what shaping would have changed is recorded, not applied.
+                if endpoint.shadow
+                    && watched.would_change(result.rows, !watched.would_redact.is_empty())
+                {
+                    progress.decision = decision::WOULD_DENY;
+                    record.redacted_columns =
+                        watched.would_redact.iter().map(|c| c.to_string()).collect();
+                }
+            }
+            Outcome::Sample(_) => record.rows = Some(0),
+            Outcome::Report(_) | Outcome::Refused(_) => {}
         }
         outcome
     }

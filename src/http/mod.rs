@@ -80,17 +80,15 @@ pub async fn rest_audit(
         return next.run(request).await;
     }
     let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let request_id = request_id_of(request.headers());
-    let target = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "(no route)".to_string());
-    let mut record = Record::new(&request_id, "rest", request.method().as_str(), &target);
     let response = next.run(request).await;
     if response.extensions().get::<Audited>().is_some() {
         return response;
     }
+    let target = route.as_ref().map_or("(no route)", |p| p.as_str());
+    let mut record = Record::new(&request_id, "rest", method.as_str(), target);
     if !audit.admits() {
         record.decision = decision::UNAVAILABLE;
         record.status = 503;

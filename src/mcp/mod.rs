@@ -27,7 +27,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{Auditor, Record, decision};
+use crate::audit::{Record, decision};
 use crate::auth::Principal;
 use crate::call::arguments::json_type_name;
 use crate::call::policy::role_names;
@@ -35,7 +35,7 @@ use crate::call::{
     Answer, Arguments, Call, Credentials, Item, Outcome, Pipeline, Refusal, resource_uri,
 };
 use crate::db::{Page, PageResult, QueryError};
-use crate::runtime::{Access, EndpointDef, FieldErrors, ProjectDef, PromptDef, RoleMask};
+use crate::runtime::{Access, EndpointDef, FieldErrors, PromptDef, RoleMask};
 
 pub mod gate;
 
@@ -45,8 +45,6 @@ pub use gate::McpGate;
 /// and prompt lists are cloned per `*/list` (cheap: `Cow`/`Arc` inside).
 pub struct McpState {
     pipeline: Arc<Pipeline>,
-    project: &'static ProjectDef,
-    audit: Arc<Auditor>,
     /// In the order of `tools`, `resources` and `prompts`: who may see
     /// and use each.
     tool_access: Vec<Access>,
@@ -142,8 +140,6 @@ impl McpState {
             info = info.with_instructions(text);
         }
         Arc::new(McpState {
-            project,
-            audit: pipeline.audit.clone(),
             pipeline,
             tool_access,
             resource_access,
@@ -373,11 +369,11 @@ impl FlapiMcp {
     /// A record for one message, with the caller filled in.
     fn record(&self, context: &RequestContext<RoleServer>, method: &str, target: &str) -> Record {
         let mut record = Record::new(&request_id_of(context), "mcp", method, target);
-        if self.state.audit.enabled()
+        if self.state.pipeline.audit.enabled()
             && let Some(principal) = caller(context)
         {
             record.principal = Some(principal.subject.clone());
-            record.roles = role_names(self.state.project.auth.roles, principal.roles)
+            record.roles = role_names(self.state.pipeline.project.auth.roles, principal.roles)
                 .into_iter()
                 .map(str::to_string)
                 .collect();
@@ -399,7 +395,13 @@ impl FlapiMcp {
             (record.status, record.decision) = status_of(error);
         }
         let request_id = record.request_id.clone();
-        match self.state.audit.record(record.since(started)).await {
+        match self
+            .state
+            .pipeline
+            .audit
+            .record(record.since(started))
+            .await
+        {
             Ok(()) => reply,
             Err(error) => {
                 tracing::error!(request_id = %request_id, %error, "MCP reply withheld: its audit record was not written");
@@ -411,13 +413,18 @@ impl FlapiMcp {
     /// Fail-closed before anything runs: `Some(refusal)` when the audit
     /// log cannot be written.
     async fn refuse_unaudited(&self, record: &Record, started: Instant) -> Option<ErrorData> {
-        if self.state.audit.admits() {
+        if self.state.pipeline.audit.admits() {
             return None;
         }
         let mut record = record.clone();
         record.decision = decision::UNAVAILABLE;
         record.status = 503;
-        let _ = self.state.audit.record(record.since(started)).await;
+        let _ = self
+            .state
+            .pipeline
+            .audit
+            .record(record.since(started))
+            .await;
         Some(ErrorData::internal_error(UNAVAILABLE, None))
     }
 
@@ -428,7 +435,7 @@ impl FlapiMcp {
         endpoint: Option<&EndpointDef>,
     ) -> Value {
         let value = || arguments.cloned().map(Value::Object).unwrap_or(Value::Null);
-        self.state.audit.arguments(value, endpoint)
+        self.state.pipeline.audit.arguments(value, endpoint)
     }
 
     /// A message's record and start time, or the refusal when the audit
@@ -566,6 +573,7 @@ impl ServerHandler for FlapiMcp {
             Item::Tool(name.clone()),
             Arguments::Json(request.arguments.unwrap_or_default()),
         );
+        let request_id = call.request_id.clone();
         let answer = self.state.pipeline.run(call).await;
         if let Outcome::Refused(Refusal::NotFound) = answer.outcome {
             return Err(ErrorData::invalid_params(
@@ -573,7 +581,6 @@ impl ServerHandler for FlapiMcp {
                 None,
             ));
         }
-        let request_id = request_id_of(&context);
         if let Outcome::Refused(Refusal::Invalid(_) | Refusal::Failed(_)) = &answer.outcome {
             let message = tool_refusal(&answer, &request_id);
             self.notify_failure(&context, &name, &message).await;
@@ -607,14 +614,14 @@ impl ServerHandler for FlapiMcp {
             Item::Resource(request.uri.clone()),
             Arguments::None,
         );
+        let request_id = call.request_id.clone();
         let answer = self.state.pipeline.run(call).await;
-        let request_id = request_id_of(&context);
         let mime_type = self
             .state
-            .resources
-            .iter()
-            .find(|r| r.uri == request.uri)
-            .and_then(|r| r.mime_type.clone());
+            .pipeline
+            .resource(&request.uri)
+            .and_then(|e| e.resource.as_ref())
+            .map(|r| r.mime_type);
         let text = match answer.outcome {
             Outcome::Rows { result, .. } => String::from_utf8(result.body).unwrap_or_default(),
             Outcome::Report(value) | Outcome::Sample(value) => value.to_string(),
@@ -678,6 +685,7 @@ impl ServerHandler for FlapiMcp {
         let granted = granted(&context);
         let prompt = self
             .state
+            .pipeline
             .project
             .prompts
             .iter()
@@ -725,6 +733,7 @@ impl ServerHandler for FlapiMcp {
             Reference::Prompt(p) => {
                 let from_prompt = self
                     .state
+                    .pipeline
                     .project
                     .prompts
                     .iter()
@@ -778,7 +787,7 @@ pub fn services(
     StreamableHttpService<FlapiMcp, LocalSessionManager>,
     StreamableHttpService<FlapiMcp, LocalSessionManager>,
 ) {
-    let mcp = &state.project.mcp;
+    let mcp = &state.pipeline.project.mcp;
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(mcp.allowed_hosts.iter().copied())
         .with_allowed_origins(mcp.allowed_origins.iter().copied())

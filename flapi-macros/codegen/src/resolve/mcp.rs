@@ -450,49 +450,44 @@ pub fn check_unique_names(
     prompts: &[(Location, &Prompt)],
     diags: &mut Diagnostics,
 ) {
+    let tool_names = tools.iter().filter_map(|(loc, e)| {
+        let tool = e.tool.as_ref()?;
+        Some((loc, tool.name.as_str(), e.source.as_str()))
+    });
+    unique(
+        tool_names,
+        "mcp-tool.name",
+        "tool",
+        Some("tool names are unique in a project"),
+        diags,
+    );
+    let resource_names = resources.iter().filter_map(|(loc, e)| {
+        let resource = e.resource.as_ref()?;
+        Some((loc, resource.name.as_str(), e.source.as_str()))
+    });
+    unique(resource_names, "mcp-resource.name", "resource", None, diags);
+    let prompt_names = prompts
+        .iter()
+        .map(|(loc, p)| (loc, p.name.as_str(), p.source.as_str()));
+    unique(prompt_names, "mcp-prompt.name", "prompt", None, diags);
+}
+
+/// An error at each name that an earlier file already declared.
+fn unique<'a>(
+    names: impl Iterator<Item = (&'a Location, &'a str, &'a str)>,
+    key: &str,
+    kind: &str,
+    help: Option<&str>,
+    diags: &mut Diagnostics,
+) {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (loc, endpoint) in tools {
-        if let Some(tool) = &endpoint.tool
-            && let Some(first) = seen.insert(&tool.name, &endpoint.source)
-        {
+    for (loc, name, source) in names {
+        if let Some(first) = seen.insert(name, source) {
             diags.error(
                 loc,
-                "mcp-tool.name",
-                format!(
-                    "duplicate tool name `{}`: {first} declares it too",
-                    tool.name
-                ),
-                Some("tool names are unique in a project".into()),
-            );
-        }
-    }
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (loc, endpoint) in resources {
-        if let Some(resource) = &endpoint.resource
-            && let Some(first) = seen.insert(&resource.name, &endpoint.source)
-        {
-            diags.error(
-                loc,
-                "mcp-resource.name",
-                format!(
-                    "duplicate resource name `{}`: {first} declares it too",
-                    resource.name
-                ),
-                None,
-            );
-        }
-    }
-    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
-    for (loc, prompt) in prompts {
-        if let Some(first) = names.insert(&prompt.name, &prompt.source) {
-            diags.error(
-                loc,
-                "mcp-prompt.name",
-                format!(
-                    "duplicate prompt name `{}`: {first} declares it too",
-                    prompt.name
-                ),
-                None,
+                key,
+                format!("duplicate {kind} name `{name}`: {first} declares it too"),
+                help.map(str::to_string),
             );
         }
     }
