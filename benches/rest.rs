@@ -154,7 +154,7 @@ fn current_rss_mib() -> f64 {
 /// (there must be no 5xx) and the resident memory sampled every second
 /// (it must level off, not grow with the requests served).
 fn load_test(project_dir: &Path, seconds: u64) {
-    let secret = format!("bench-secret-{}", std::process::id());
+    let secret = format!("bench-secret-0123456789abcdef-{}", std::process::id());
     let mut options = flapi::DbOptions::for_project(&edge_project::PROJECT);
     options.base_dir = project_dir.to_path_buf();
     options.env_overrides = vec![("BENCH_JWT_SECRET".into(), secret.clone())];
@@ -401,7 +401,7 @@ fn main() {
 
     // The same lookup behind Basic and behind a bearer JWT.
     use base64::Engine;
-    let secret = format!("bench-secret-{}", std::process::id());
+    let secret = format!("bench-secret-0123456789abcdef-{}", std::process::id());
     let mut options = flapi::DbOptions::for_project(&auth_project::PROJECT);
     options.base_dir = project_dir.clone();
     options.env_overrides = vec![("BENCH_JWT_SECRET".into(), secret.clone())];

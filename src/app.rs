@@ -20,7 +20,7 @@ use crate::auth::Authenticator;
 use crate::call::Pipeline;
 use crate::db::{Database, DbOptions, StartupError};
 use crate::http::edge::ClientAddr;
-use crate::http::{REQUEST_ID, error_json, rest, rest_audit};
+use crate::http::{REQUEST_ID, edge_audit, error_json, mark_route, rest};
 use crate::mcp::{self, McpGate, McpState};
 use crate::runtime::{AuditSinkDef, ProjectDef};
 
@@ -126,19 +126,26 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
             )
         })
         .with_state(pipeline)
-        .layer(axum::middleware::from_fn_with_state(audit, rest_audit))
+        .layer(axum::middleware::from_fn(mark_route))
         .merge(mcp_routes)
         .layer(CatchPanicLayer::custom(|_| {
             error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
         }));
+    let timeout = std::time::Duration::from_millis(project.edge.request_timeout_ms);
     crate::http::edge::harden(router, &project.edge)
+        .layer(axum::middleware::from_fn_with_state(
+            (audit, timeout),
+            edge_audit,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
-                // Path only: query strings may carry values of sensitive fields.
+                // The route template is recorded once matched; never the
+                // path, which may carry values of sensitive fields.
                 let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                tracing::info_span!("request", method = %request.method(), route = tracing::field::Empty, request_id = %id)
             }),
         )
+        .layer(axum::middleware::from_fn(crate::http::edge::security_headers))
         .layer(axum::middleware::from_fn(crate::http::request_id))
 }
 
@@ -184,4 +191,30 @@ async fn openapi(State(pipeline): State<Arc<Pipeline>>) -> Response {
         pipeline.project.openapi_json,
     )
         .into_response()
+}
+
+/// The config auditor's warnings about the listen address
+/// (`flapi_codegen::check::auditor`), for the address the server really
+/// binds: a `--host` flag can expose what the project bound to loopback.
+pub fn exposure_warnings(project: &ProjectDef, host: std::net::IpAddr, tls: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if host.is_loopback() {
+        return warnings;
+    }
+    let routes = project.endpoints.iter().any(|e| e.route.is_some());
+    if routes && !project.auth.rest && !tls {
+        warnings.push(format!(
+            "the server listens on `{host}` without TLS and without authentication: anyone who can reach it can call every route"
+        ));
+    }
+    let tools = project
+        .endpoints
+        .iter()
+        .any(|e| e.tool.is_some() || e.resource.is_some());
+    if tools && !project.auth.mcp {
+        warnings.push(format!(
+            "MCP tools are served on `{host}` without authentication"
+        ));
+    }
+    warnings
 }

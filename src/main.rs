@@ -327,6 +327,7 @@ fn run(args: ServeArgs) -> ExitCode {
                     tracing::info!("redirecting http://{redirect_addr} to HTTPS");
                     tokio::spawn(edge::redirect_listener(
                         plain,
+                        PROJECT.edge.public_host,
                         local.port(),
                         app.shutdown.clone(),
                     ));
@@ -336,6 +337,11 @@ fn run(args: ServeArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+        }
+        // The build's auditor warns about a non-loopback `http-host`; a
+        // `--host` given at start-up gets the same warnings here.
+        for warning in flapi::app::exposure_warnings(&PROJECT, host, tls.is_some()) {
+            tracing::warn!("{warning}");
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(

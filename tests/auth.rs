@@ -80,6 +80,7 @@ fn claims(sub: &str, roles: &[&str]) -> Value {
         "nbf": now() - 10,
         "realm_access": {"roles": roles},
         "email": format!("{sub}@example.test"),
+        "email_verified": true,
         "tenant": "tenant-7",
     })
 }
@@ -917,6 +918,15 @@ async fn row_level_filter_sees_only_the_callers_rows() {
         reply.json(),
         json!([{"sub": "jwt-analyst", "kind": "jwt", "roles": "viewer,analyst", "email": "jwt-analyst@example.test", "tenant": "tenant-7"}])
     );
+    // An address the issuer did not verify is no identity: `auth.email`
+    // is NULL for it, whether `email_verified` is false or missing.
+    for verified in [json!(false), Value::Null] {
+        let mut unverified = claims("jwt-analyst", &["analyst"]);
+        unverified["email_verified"] = verified;
+        let reply = get_as(&app, "/whoami", Some(&bearer(&hs256(&unverified)))).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json()[0]["email"], Value::Null, "{}", reply.text());
+    }
 
     // Over MCP: the same filter, and reserved arguments refused.
     let url = serve(&app).await;
@@ -975,11 +985,19 @@ async fn argon2_runs_once_per_client_and_for_unknown_users_too() {
     );
     assert_eq!(app.auth.hash_checks(), 1);
     // An unknown user is verified against a real hash like a known one
-    // (so it costs the same), and a failure is not cached.
-    for _ in 0..2 {
+    // (so it costs the same); the same failed credentials again are
+    // answered from the negative cache, other ones are verified.
+    for _ in 0..3 {
         let reply = get_as(&app, "/reports", Some(&basic("mallory"))).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
+    assert_eq!(app.auth.hash_checks(), 2);
+    let other = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("mallory:guess-2")
+    );
+    let reply = get_as(&app, "/reports", Some(&other)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(app.auth.hash_checks(), 3);
 }
 
@@ -1083,4 +1101,84 @@ fn generated_roles_and_allow_tables() {
         by_route["/audit"],
         flapi::runtime::Access::Roles(Role::Auditor.bit() | Role::Admin.bit())
     );
+}
+
+/// A request from `ip` (as the listener would tag it).
+async fn get_from(app: &App, ip: [u8; 4], authorization: &str) -> Reply {
+    let mut request = Request::get("/reports")
+        .header("authorization", authorization)
+        .body(Body::empty())
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            ip, 40000,
+        ))));
+    send(&app.router, request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_throttled_before_any_verification() {
+    use flapi::auth::guard::{FAILURES_PER_ADDRESS, FAILURES_PER_USER};
+    let app = start_fixture();
+    let attacker = [203, 0, 113, 7];
+    // bob signs in first: his verified credentials are cached.
+    assert_eq!(
+        get_from(&app, attacker, &basic("bob")).await.status,
+        StatusCode::OK
+    );
+    let random = |i: usize| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("user{i}:guess{i}"))
+        )
+    };
+    for i in 0..FAILURES_PER_ADDRESS as usize {
+        let reply = get_from(&app, attacker, &random(i)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    // The quota is spent by the next failure; from then on nothing is
+    // verified for this address: 429 with Retry-After, at no hash cost.
+    let _ = get_from(&app, attacker, &random(1000)).await;
+    let checks = app.auth.hash_checks();
+    for i in 0..10 {
+        let reply = get_from(&app, attacker, &random(2000 + i)).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            reply
+                .header("retry-after")
+                .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1))
+        );
+    }
+    assert_eq!(
+        app.auth.hash_checks(),
+        checks,
+        "throttled attempts cost no hash"
+    );
+    // Invalid bearer tokens from that address are throttled too.
+    let reply = get_from(&app, attacker, "Bearer not.a.token").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    // bob, already verified, is not locked out, even from that address;
+    // another address is not affected.
+    assert_eq!(
+        get_from(&app, attacker, &basic("bob")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_from(&app, [198, 51, 100, 1], &basic("alice"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Guessing one known user's password from many addresses: the user's
+    // own quota stops it, also for addresses that never failed before.
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("carol:wrong")
+    );
+    for i in 0..=FAILURES_PER_USER as u8 {
+        let _ = get_from(&app, [192, 0, 2, i], &wrong).await;
+    }
+    let reply = get_from(&app, [192, 0, 2, 250], &wrong).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
 }

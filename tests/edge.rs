@@ -18,7 +18,7 @@ mod fixture {
     flapi_macros::project!("tests/fixtures/edge");
 }
 
-const JWT_SECRET: &str = "edge-test-secret-0f3c9a7e5d1b";
+const JWT_SECRET: &str = "edge-test-secret-0f3c9a7e5d1b-2f8c41aa90";
 
 fn start() -> App {
     let mut options = common::fixture_options(&fixture::PROJECT);

@@ -25,7 +25,9 @@ mod fixture {
     flapi_macros::project!("tests/fixtures/edge");
 }
 
-const JWT_SECRET: &str = "log-test-jwt-secret-5be1f09a";
+/// A sensitive path parameter's value (`/secrets/:code`).
+const PATH_SECRET: &str = "pathcode-4d61c09e";
+const JWT_SECRET: &str = "log-test-jwt-secret-5be1f09a-77c2d9e3b1";
 const DSN_PASSWORD: &str = "dsn-pass-c47e21";
 const PIN_TEXT: &str = "pin-text-83a1f";
 const PIN_NUMBER: &str = "73914825";
@@ -109,6 +111,11 @@ async fn no_planted_secret_reaches_the_log_at_trace_level() {
         get(&app, &text_pin, &basic("alice")).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
+    let secret_path = format!("/secrets/{PATH_SECRET}");
+    assert_eq!(
+        get(&app, &secret_path, &basic("alice")).await,
+        StatusCode::OK
+    );
     let number_pin = format!("/failing?pin={PIN_NUMBER}");
     assert_eq!(
         get(&app, &number_pin, &basic("alice")).await,
@@ -172,6 +179,7 @@ async fn no_planted_secret_reaches_the_log_at_trace_level() {
         DSN_PASSWORD.to_string(),
         PIN_TEXT.to_string(),
         PIN_NUMBER.to_string(),
+        PATH_SECRET.to_string(),
         WRONG_PASSWORD.to_string(),
         "alice-pw".to_string(),
         "bob-pw".to_string(),

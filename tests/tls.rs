@@ -70,7 +70,15 @@ fn client(
 async fn https_get(
     port: u16,
     connector: &TlsConnector,
-) -> Result<(String, rustls::ProtocolVersion, CertificateDer<'static>), String> {
+) -> Result<
+    (
+        String,
+        rustls::ProtocolVersion,
+        CertificateDer<'static>,
+        bool,
+    ),
+    String,
+> {
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
@@ -90,8 +98,16 @@ async fn https_get(
         .map_err(|e| e.to_string())?;
     let mut reply = Vec::new();
     let _ = tls.read_to_end(&mut reply).await;
-    let text = String::from_utf8_lossy(&reply);
-    Ok((text.lines().next().unwrap_or("").to_string(), version, cert))
+    let text = String::from_utf8_lossy(&reply).to_string();
+    let hsts = text
+        .to_ascii_lowercase()
+        .contains("\r\nstrict-transport-security: max-age=31536000\r\n");
+    Ok((
+        text.lines().next().unwrap_or("").to_string(),
+        version,
+        cert,
+        hsts,
+    ))
 }
 
 /// A TLS 1.1 ClientHello (no supported_versions extension), as an old
@@ -163,12 +179,13 @@ async fn https_refuses_old_tls_and_plain_http_and_reloads_on_sighup() {
 
     // HTTPS works, with TLS 1.3 by default and with TLS 1.2 when asked.
     let both = client(&[&first, &second], rustls::ALL_VERSIONS);
-    let (status, version, cert) = https_get(port, &both).await.expect("https");
+    let (status, version, cert, hsts) = https_get(port, &both).await.expect("https");
     assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(hsts, "an HTTPS response carries Strict-Transport-Security");
     assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
     assert_eq!(cert, first);
     let tls12 = client(&[&first, &second], &[&rustls::version::TLS12]);
-    let (status, version, _) = https_get(port, &tls12).await.expect("TLS 1.2");
+    let (status, version, _, _) = https_get(port, &tls12).await.expect("TLS 1.2");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(version, rustls::ProtocolVersion::TLSv1_2);
     // A client that does not trust the certificate fails the handshake.
@@ -203,7 +220,7 @@ async fn https_refuses_old_tls_and_plain_http_and_reloads_on_sighup() {
     assert!(status.success());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, _, cert) = https_get(port, &both).await.expect("https after reload");
+        let (_, _, cert, _) = https_get(port, &both).await.expect("https after reload");
         if cert == second {
             break;
         }
@@ -219,20 +236,26 @@ async fn https_refuses_old_tls_and_plain_http_and_reloads_on_sighup() {
     let plain_port = plain.local_addr().expect("addr").port();
     tokio::spawn(flapi::http::edge::redirect_listener(
         plain,
+        "api.example.test",
         port,
         shutdown.clone(),
     ));
+    // The target is the configured public name: a client's `Host` (here
+    // an attacker's) never becomes the redirect's host.
     let reply = first_bytes(
         plain_port,
-        b"GET /customers?x=1 HTTP/1.1\r\nHost: localhost:1\r\nConnection: close\r\n\r\n",
+        b"GET /customers?x=1 HTTP/1.1\r\nHost: evil.example:1\r\nConnection: close\r\n\r\n",
     )
     .await;
     let text = String::from_utf8_lossy(&reply).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 308"), "{text}");
     assert!(
-        text.contains(&format!("location: https://localhost:{port}/customers?x=1")),
+        text.contains(&format!(
+            "location: https://api.example.test:{port}/customers?x=1"
+        )),
         "{text}"
     );
+    assert!(!text.contains("evil"), "{text}");
 
     shutdown.cancel();
     server

@@ -65,6 +65,8 @@ pub mod decision {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// Refused because the audit log cannot be written.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// The request ran past `limits.request-timeout-ms`.
+    pub const TIMEOUT: &str = "timeout";
 }
 
 /// One audited event, in the order fields are written.

@@ -6,7 +6,10 @@
 //! required" or "forbidden"; the reason goes to the log at debug level,
 //! without the credential.
 
+pub mod guard;
+
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,6 +86,24 @@ pub enum AuthError {
     BadCredentials,
     #[error("the token is not valid")]
     InvalidToken,
+    /// Too many failed authentications from this address or for this
+    /// user: retry after this many seconds (429).
+    #[error("too many failed authentications")]
+    Throttled(u64),
+    /// Every credential verification slot is taken (503).
+    #[error("credential verification is saturated")]
+    Busy,
+}
+
+impl AuthError {
+    /// The HTTP status of a refusal for this reason.
+    pub fn status(self) -> u16 {
+        match self {
+            AuthError::Throttled(_) => 429,
+            AuthError::Busy => 503,
+            _ => 401,
+        }
+    }
 }
 
 /// Why a request is refused.
@@ -102,9 +123,16 @@ pub enum AuthStartupError {
     BadHash(&'static str, &'static str),
     #[error("JWT key {0}: not a usable public key")]
     BadKey(String),
-    #[error("`{0}` is not an https URL (plain http is allowed for loopback only)")]
+    #[error("`{0}` is not an https URL (plain http is allowed for a loopback host only)")]
     BadUrl(String),
+    #[error("the HS256 secret in `{0}` is {1} bytes; at least 32 are required (RFC 7518 §3.2)")]
+    WeakSecret(&'static str, usize),
+    #[error("environment variable `{0}` holds an empty password")]
+    EmptyPassword(&'static str),
 }
+
+/// Shortest HS256 secret accepted: the hash output size (RFC 7518 §3.2).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// A setting that may be an environment reference (`${NAME}` or
 /// `{{env.NAME}}`), resolved at start-up so the value is not in the binary.
@@ -247,6 +275,8 @@ pub struct Authenticator {
     in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     /// Password hash verifications run so far (known and unknown users).
     hash_checks: std::sync::atomic::AtomicU64,
+    /// What failed authentications may cost: see [`guard`].
+    guard: guard::Guard,
     jwt: Option<JwtVerifier>,
 }
 
@@ -282,6 +312,9 @@ impl Authenticator {
                 }
                 PasswordDef::Env(name) => {
                     let value = env(name).ok_or(AuthStartupError::MissingEnv(name))?;
+                    if value.is_empty() {
+                        return Err(AuthStartupError::EmptyPassword(name));
+                    }
                     if value.starts_with('$') {
                         parse_hash(&value)
                             .map_err(|why| AuthStartupError::BadHash(user.username, why))?
@@ -329,6 +362,7 @@ impl Authenticator {
             cache_key,
             in_flight: Mutex::new(HashMap::new()),
             hash_checks: std::sync::atomic::AtomicU64::new(0),
+            guard: guard::Guard::for_machine(),
             jwt,
         })
     }
@@ -343,10 +377,13 @@ impl Authenticator {
         self.hash_checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The caller of a request: `Ok(None)` without an Authorization header.
+    /// The caller of a request from `client`: `Ok(None)` without an
+    /// Authorization header. Failures count against the client's address
+    /// (and a known user name) before anything costly runs again.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
+        client: Option<IpAddr>,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);
@@ -358,18 +395,31 @@ impl Authenticator {
             if self.users.is_empty() {
                 return Err(AuthError::UnsupportedScheme);
             }
-            self.basic(credentials).await.map(Some)
+            self.basic(credentials, client).await.map(Some)
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let jwt = self.jwt.as_ref().ok_or(AuthError::UnsupportedScheme)?;
-            jwt.verify(credentials).await.map(|p| Some(Arc::new(p)))
+            if let Some(wait) = self.guard.throttled(client, None) {
+                return Err(AuthError::Throttled(wait));
+            }
+            match jwt.verify(credentials).await {
+                Ok(principal) => Ok(Some(Arc::new(principal))),
+                Err(error) => {
+                    self.guard.failed(client, None);
+                    Err(error)
+                }
+            }
         } else {
             Err(AuthError::UnsupportedScheme)
         }
     }
 
     /// A verified caller, or the 401 to send.
-    pub async fn require(&self, headers: &HeaderMap) -> Result<Arc<Principal>, Denial> {
-        match self.authenticate(headers).await {
+    pub async fn require(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, Denial> {
+        match self.authenticate(headers, client).await {
             Ok(Some(principal)) => Ok(principal),
             Ok(None) => Err(Denial::Unauthenticated(None)),
             Err(e) => Err(Denial::Unauthenticated(Some(e))),
@@ -382,11 +432,12 @@ impl Authenticator {
         &self,
         access: Access,
         headers: &HeaderMap,
+        client: Option<IpAddr>,
     ) -> Result<Option<Arc<Principal>>, Denial> {
         if access == Access::Public {
             return Ok(None);
         }
-        let principal = self.require(headers).await?;
+        let principal = self.require(headers, client).await?;
         if access.allows(Some(principal.roles)) {
             Ok(Some(principal))
         } else {
@@ -407,10 +458,32 @@ impl Authenticator {
         (entry.expires > Instant::now()).then(|| entry.principal.clone())
     }
 
-    async fn basic(&self, credentials: &str) -> Result<Arc<Principal>, AuthError> {
+    async fn basic(
+        &self,
+        credentials: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, AuthError> {
         let slot = self.cache_slot(credentials);
         if let Some(principal) = self.cached(&slot) {
             return Ok(principal);
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok());
+        let Some((username, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+            self.guard.failed(client, None);
+            return Err(AuthError::Malformed);
+        };
+        // Only user names that exist have a quota of their own: random
+        // names cannot fill the guard's tables.
+        let user = self.users.get_key_value(username).map(|(name, _)| *name);
+        if let Some(wait) = self.guard.throttled(client, user) {
+            return Err(AuthError::Throttled(wait));
+        }
+        if self.guard.known_bad(&slot) {
+            self.guard.failed(client, user);
+            return Err(AuthError::BadCredentials);
         }
         let turn = self
             .in_flight
@@ -422,24 +495,27 @@ impl Authenticator {
         if let Some(principal) = self.cached(&slot) {
             return Ok(principal);
         }
-        let result = self.verify_basic(credentials, slot).await;
+        let result = if self.guard.known_bad(&slot) {
+            Err(AuthError::BadCredentials)
+        } else {
+            self.verify_basic(username, password, slot).await
+        };
         if let Ok(mut m) = self.in_flight.lock() {
             m.remove(&slot);
+        }
+        if matches!(result, Err(AuthError::BadCredentials)) {
+            self.guard.remember_bad(slot);
+            self.guard.failed(client, user);
         }
         result
     }
 
     async fn verify_basic(
         &self,
-        credentials: &str,
+        username: &str,
+        password: &str,
         slot: [u8; 32],
     ) -> Result<Arc<Principal>, AuthError> {
-        let now = Instant::now();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(credentials)
-            .map_err(|_| AuthError::Malformed)?;
-        let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
-        let (username, password) = decoded.split_once(':').ok_or(AuthError::Malformed)?;
         let (verifier, roles, known) = match self.users.get_key_value(username) {
             Some((name, (verifier, roles))) => (verifier.clone(), *roles, Some(*name)),
             None => match &self.dummy {
@@ -450,13 +526,17 @@ impl Authenticator {
         let password = password.to_string();
         self.hash_checks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // argon2 takes tens of milliseconds of CPU: off the async workers.
-        let ok = tokio::task::spawn_blocking(move || verifier.verify(password.as_bytes()))
+        // argon2 takes tens of milliseconds of CPU: off the async workers,
+        // under one of the guard's permits.
+        let ok = self
+            .guard
+            .verify(move || verifier.verify(password.as_bytes()))
             .await
-            .unwrap_or(false);
+            .map_err(|_| AuthError::Busy)?;
         let Some(username) = known.filter(|_| ok) else {
             return Err(AuthError::BadCredentials);
         };
+        let now = Instant::now();
         let principal = Arc::new(Principal {
             subject: username.to_string(),
             kind: AuthKind::Basic,
@@ -586,16 +666,39 @@ struct JwtVerifier {
     jwks: Option<Arc<Jwks>>,
 }
 
-fn allowed_url(url: &str) -> bool {
-    url.starts_with("https://")
-        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| url.starts_with(p))
+/// A URL keys may be fetched from: https, or plain http to a loopback
+/// host (a test issuer), decided on the parsed host, never on a prefix
+/// (`http://localhost.evil.com` is not loopback).
+pub fn allowed_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether two URLs have the same origin (scheme, host, port).
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
 }
 
 fn fetch_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
     if !allowed_url(url) {
-        return Err("refusing a non-https URL".into());
+        return Err("refusing a URL that is not https (or http to loopback)".into());
     }
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     let text = response
@@ -610,8 +713,10 @@ fn fetch_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
 impl Jwks {
     /// Downloads the key set (discovery first when configured).
     fn download(&self) -> Result<Vec<Key>, String> {
+        // No redirects: a redirect could lead to another scheme or origin.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(5)))
+            .max_redirects(0)
             .build()
             .into();
         let url = match (&self.url, &self.oidc_issuer) {
@@ -622,10 +727,18 @@ impl Jwks {
                     issuer.trim_end_matches('/')
                 );
                 let doc = fetch_json(&agent, &discovery)?;
-                doc.get("jwks_uri")
+                let jwks_uri = doc
+                    .get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or("the discovery document has no jwks_uri")?
-                    .to_string()
+                    .ok_or("the discovery document has no jwks_uri")?;
+                // Keys come from the issuer's own origin; an issuer whose
+                // keys live elsewhere is configured with `jwks-url`.
+                if !same_origin(jwks_uri, issuer) {
+                    return Err(format!(
+                        "the discovery document's jwks_uri is not on the issuer's origin ({jwks_uri}); set `auth.jwt.jwks-url` to trust it"
+                    ));
+                }
+                jwks_uri.to_string()
             }
             (None, None) => return Ok(Vec::new()),
         };
@@ -709,6 +822,9 @@ impl JwtVerifier {
         let secret = match def.secret_env {
             Some(name) => {
                 let value = env(name).ok_or(AuthStartupError::MissingEnv(name))?;
+                if value.len() < MIN_HS256_SECRET_BYTES {
+                    return Err(AuthStartupError::WeakSecret(name, value.len()));
+                }
                 Some(DecodingKey::from_secret(value.as_bytes()))
             }
             None => None,
@@ -830,6 +946,15 @@ impl JwtVerifier {
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
+        // An email address is an identity only when the issuer says it
+        // verified it: anyone can register an unverified address at many
+        // IdPs. As the subject it refuses the token; as `auth.email` it is
+        // NULL (matches no row).
+        let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+            || matches!(claims.get("email_verified"), Some(Value::String(s)) if s == "true");
+        if self.def.subject_claim == self.def.email_claim && !verified {
+            return Err(AuthError::InvalidToken);
+        }
         let subject = claim(claims, self.def.subject_claim)
             .and_then(scalar_text)
             .filter(|s| !s.is_empty())
@@ -856,7 +981,9 @@ impl JwtVerifier {
             subject,
             kind: AuthKind::Jwt,
             roles: grants(mask, self.roles),
-            email: claim(claims, self.def.email_claim).and_then(scalar_text),
+            email: claim(claims, self.def.email_claim)
+                .and_then(scalar_text)
+                .filter(|_| verified),
             claims: context,
         })
     }

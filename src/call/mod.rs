@@ -173,7 +173,7 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::NotFound | Refusal::Hidden => 404,
-            Refusal::Unauthenticated(_) => 401,
+            Refusal::Unauthenticated(error) => error.map_or(401, AuthError::status),
             Refusal::Forbidden | Refusal::DryRunForbidden => 403,
             Refusal::RateLimited(_) => 429,
             Refusal::Invalid(_) => 400,
@@ -185,6 +185,8 @@ impl Refusal {
     fn decision(&self) -> &'static str {
         match self {
             Refusal::NotFound => decision::NOT_FOUND,
+            Refusal::Unauthenticated(Some(AuthError::Throttled(_))) => decision::RATE_LIMITED,
+            Refusal::Unauthenticated(Some(AuthError::Busy)) => decision::UNAVAILABLE,
             Refusal::Unauthenticated(_)
             | Refusal::Forbidden
             | Refusal::Hidden
@@ -349,7 +351,7 @@ impl Pipeline {
         } = call;
         let mut flags = arguments.flags(self.project, endpoint);
         let principal = match self
-            .caller(endpoint, face, &credentials, flags.dry_run)
+            .caller(endpoint, face, &credentials, client, flags.dry_run)
             .await
         {
             Ok(principal) => principal,
@@ -416,6 +418,7 @@ impl Pipeline {
         endpoint: &EndpointDef,
         face: Face,
         credentials: &Credentials,
+        client: Option<IpAddr>,
         dry_run: bool,
     ) -> Result<Option<Arc<Principal>>, Refusal> {
         let headers = match credentials {
@@ -426,7 +429,7 @@ impl Pipeline {
         if public && !dry_run {
             return Ok(None);
         }
-        match self.auth.authenticate(headers).await {
+        match self.auth.authenticate(headers, client).await {
             Ok(Some(principal)) => Ok(Some(principal)),
             Ok(None) if public => Ok(None),
             Ok(None) => Err(Refusal::Unauthenticated(None)),

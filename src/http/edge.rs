@@ -135,13 +135,98 @@ pub async fn security_headers(request: Request<Body>, next: axum::middleware::Ne
     response
 }
 
-/// Applies `limits` and the CORS settings to the whole router.
+/// Whether a `Host` value may be served: an IP literal (never the name
+/// of a DNS-rebinding page), or a name in the project's allowlist (its
+/// port too when the entry names one). Names compare case-insensitively,
+/// without a trailing dot.
+pub fn host_allowed(allowed: &[&str], host: &str) -> bool {
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority
+        .host()
+        .trim_matches(['[', ']'])
+        .trim_end_matches('.');
+    if name.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let port = authority.port_u16();
+    allowed.iter().any(|entry| {
+        let (entry_name, entry_port) = match entry.parse::<axum::http::uri::Authority>() {
+            Ok(a) => (a.host().to_string(), a.port_u16()),
+            Err(_) => (entry.to_string(), None),
+        };
+        entry_name.eq_ignore_ascii_case(name) && entry_port.is_none_or(|p| Some(p) == port)
+    })
+}
+
+/// Refuses a request whose `Host` (or HTTP/2 authority) is not served
+/// here, on every route: a page on another name that rebinds its DNS to
+/// this server must not read it. A request without any host (not from a
+/// browser) passes; two `Host` headers are refused.
+pub async fn host_guard(
+    allowed: &'static [&'static str],
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut values = request.headers().get_all(header::HOST).iter();
+    let host = match (values.next(), values.next()) {
+        (Some(_), Some(_)) => None,
+        (Some(value), None) => Some(value.to_str().ok().map(str::to_string)),
+        (None, _) => request.uri().authority().map(|a| Some(a.to_string())),
+    };
+    let ok = match &host {
+        None => request.headers().get(header::HOST).is_none(),
+        Some(Some(host)) => host_allowed(allowed, host),
+        Some(None) => false,
+    };
+    if !ok {
+        tracing::warn!("request refused: its Host is not served here (possible DNS rebinding)");
+        return crate::http::error_json(
+            StatusCode::FORBIDDEN,
+            "this host name is not served here",
+            None,
+        );
+    }
+    next.run(request).await
+}
+
+/// The size of a request's head as the client sent it (request line and
+/// header lines), near enough to enforce `limits.max-header-bytes`.
+fn head_bytes(request: &Request<Body>) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    request.headers().iter().fold(line, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    })
+}
+
+/// 431 for a request head above the limit. hyper's own buffer limit is
+/// set above this one, so the refusal is answered (and recorded) here.
+pub async fn header_guard(
+    max_bytes: usize,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    if head_bytes(&request) > max_bytes {
+        return crate::http::error_json(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request headers are too large",
+            None,
+        );
+    }
+    next.run(request).await
+}
+
+/// Applies the host allowlist, the limits and the CORS settings to the
+/// whole router. The request timeout and the record of what these refuse
+/// are applied by [`crate::http::edge_audit`], outside them.
 pub fn harden(router: Router, edge: &'static EdgeDef) -> Router {
     let mut router = router;
     if let Some(cors) = &edge.cors {
         router = router.layer(cors_layer(cors));
     }
     let cors = edge.cors.as_ref();
+    let max_header = edge.max_header_bytes as usize;
     router
         .layer(axum::middleware::from_fn(move |request, next| {
             preflight_guard(cors, request, next)
@@ -149,11 +234,12 @@ pub fn harden(router: Router, edge: &'static EdgeDef) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             edge.max_body_bytes as usize,
         ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_millis(edge.request_timeout_ms),
-        ))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            host_guard(edge.allowed_hosts, request, next)
+        }))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            header_guard(max_header, request, next)
+        }))
 }
 
 /// How to listen.
@@ -191,8 +277,21 @@ pub async fn serve_listener(
         token.cancel();
         stop.graceful_shutdown(Some(Duration::from_secs(30)));
     });
+    // With TLS, browsers are told to keep to HTTPS (one year).
+    let router = if listen.tls.is_some() {
+        router.layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            ),
+        )
+    } else {
+        router
+    };
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let max_header = listen.max_header_bytes.max(8192);
+    // hyper's own limit is a backstop well above the project's: a head
+    // between the two is refused (and recorded) by `header_guard`.
+    let max_header = (listen.max_header_bytes * 2).max(16 << 10);
     match listen.tls {
         Some((cert, key)) => {
             let config = tls_config(&cert, &key).await?;
@@ -259,36 +358,22 @@ async fn reload_on_sighup(
 ) {
 }
 
-/// A plain-HTTP listener that only redirects to HTTPS on `https_port`.
+/// A plain-HTTP listener that only redirects to HTTPS on `https_port` of
+/// `public_host` (the project's configured name, never the client's
+/// `Host`: a redirect must not send anyone to a name the client chose).
 pub async fn redirect_listener(
     listener: std::net::TcpListener,
+    public_host: &'static str,
     https_port: u16,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let router = Router::new().fallback(move |request: Request<Body>| async move {
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.rsplit_once(':').map(|(name, _)| name).or(Some(h)))
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-[]:".contains(&b))
-            })
-            .unwrap_or("localhost")
-            .to_string();
         let path = request
             .uri()
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let target = if https_port == 443 {
-            format!("https://{host}{path}")
-        } else {
-            format!("https://{host}:{https_port}{path}")
-        };
-        match HeaderValue::from_str(&target) {
+        match HeaderValue::from_str(&redirect_target(public_host, https_port, path)) {
             Ok(location) => (
                 StatusCode::PERMANENT_REDIRECT,
                 [(header::LOCATION, location)],
@@ -299,4 +384,19 @@ pub async fn redirect_listener(
     });
     let router = router.layer(axum::middleware::from_fn(security_headers));
     serve_listener(listener, router, shutdown, Listen::default()).await
+}
+
+/// `https://host[:port]/path`, with an IPv6 host in brackets.
+pub fn redirect_target(host: &str, https_port: u16, path: &str) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let path = if path.starts_with('/') { path } else { "/" };
+    if https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{https_port}{path}")
+    }
 }

@@ -63,40 +63,90 @@ fn decision_of(status: StatusCode) -> &'static str {
         200..=399 => decision::ALLOW,
         401 | 403 => decision::DENY,
         404 | 405 => decision::NOT_FOUND,
+        429 => decision::RATE_LIMITED,
         400..=499 => decision::INVALID,
         _ => decision::ERROR,
     }
 }
 
-/// One record per REST request that the pipeline did not record (no
-/// route, wrong method, health and OpenAPI), written before the response
-/// leaves; with the log unwritable (fail-closed) the answer is 503.
-pub async fn rest_audit(
-    State(audit): State<Arc<Auditor>>,
-    request: Request<Body>,
+/// Where [`mark_route`] leaves the matched route template for
+/// [`edge_audit`], also when the response never comes back (a timeout).
+/// The record and the log name the template, never the path, which may
+/// carry values.
+#[derive(Clone, Default)]
+pub struct RouteSlot(Arc<std::sync::OnceLock<MatchedPath>>);
+
+/// Inside the router: notes the matched route template for the record
+/// and on the request's log span.
+pub async fn mark_route(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    if let Some(route) = request.extensions().get::<MatchedPath>() {
+        tracing::Span::current().record("route", route.as_str());
+        if let Some(slot) = request.extensions().get::<RouteSlot>() {
+            let _ = slot.0.set(route.clone());
+        }
+    }
+    next.run(request).await
+}
+
+/// Outside every other layer but the request id: the request timeout,
+/// fail-closed refusal while the audit log cannot be written, and one
+/// record for every response no call recorded: unknown paths, wrong
+/// methods, `/health`, and what the edge refused (host, 413, 431,
+/// preflight, timeout, panic, and MCP transport refusals). An MCP exchange
+/// that went through is recorded per JSON-RPC message instead.
+pub async fn edge_audit(
+    State((audit, timeout)): State<(Arc<Auditor>, std::time::Duration)>,
+    mut request: Request<Body>,
     next: axum::middleware::Next,
 ) -> Response {
-    if !audit.enabled() {
-        return next.run(request).await;
-    }
     let started = Instant::now();
+    let slot = RouteSlot::default();
+    request.extensions_mut().insert(slot.clone());
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
     let request_id = request_id_of(request.headers());
-    let response = next.run(request).await;
-    if response.extensions().get::<Audited>().is_some() {
-        return response;
-    }
-    let target = route.as_ref().map_or("(no route)", |p| p.as_str());
-    let mut record = Record::new(&request_id, "rest", method.as_str(), target);
-    if !audit.admits() {
+    let mcp = matches!(request.uri().path(), "/mcp" | "/mcp/jsonrpc");
+    let mcp_target = mcp.then(|| request.uri().path().to_string());
+    let record = |target: &str| {
+        let transport = if mcp { "mcp" } else { "rest" };
+        Record::new(&request_id, transport, method.as_str(), target)
+    };
+    if audit.enabled() && !audit.admits() {
+        let mut record = record(mcp_target.as_deref().unwrap_or("(edge)"));
         record.decision = decision::UNAVAILABLE;
         record.status = 503;
         let _ = audit.record(record.since(started)).await;
         return unavailable(&request_id);
     }
+    let (response, timed_out) = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => (response, false),
+        Err(_) => {
+            tracing::warn!(request_id = %request_id, "request timed out");
+            let response = error_json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the request took too long",
+                Some(&request_id),
+            );
+            (response, true)
+        }
+    };
+    if !audit.enabled()
+        || response.extensions().get::<Audited>().is_some()
+        || (mcp && !timed_out && response.status().as_u16() < 400)
+    {
+        return response;
+    }
+    let target = match (&mcp_target, slot.0.get()) {
+        (Some(path), _) => path.clone(),
+        (None, Some(route)) => route.as_str().to_string(),
+        (None, None) => "(no route)".to_string(),
+    };
+    let mut record = record(&target);
     record.status = response.status().as_u16();
-    record.decision = decision_of(response.status());
+    record.decision = if timed_out {
+        decision::TIMEOUT
+    } else {
+        decision_of(response.status())
+    };
     match audit.record(record.since(started)).await {
         Ok(()) => response,
         Err(error) => {
@@ -122,8 +172,10 @@ pub fn error_json(status: StatusCode, message: &str, request_id: Option<&str>) -
     (status, axum::Json(body)).into_response()
 }
 
-/// 401 with a challenge per configured scheme. The log has the reason
-/// (never the credential).
+/// 401 with a challenge per configured scheme; 429 when the caller's
+/// address or user name is over its failed-authentication quota, 503 when
+/// credential verification is saturated (both with `Retry-After`). The
+/// log has the reason (never the credential).
 pub fn unauthenticated(
     auth: &Authenticator,
     error: Option<AuthError>,
@@ -131,6 +183,30 @@ pub fn unauthenticated(
 ) -> Response {
     if let Some(error) = error {
         tracing::debug!(request_id = %request_id, reason = %error, "authentication failed");
+    }
+    let retry = |status: StatusCode, message: &str, seconds: u64| {
+        let mut response = error_json(status, message, Some(request_id));
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    };
+    match error {
+        Some(AuthError::Throttled(seconds)) => {
+            return retry(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications: retry after the time in Retry-After",
+                seconds,
+            );
+        }
+        Some(AuthError::Busy) => {
+            return retry(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server cannot verify credentials right now",
+                1,
+            );
+        }
+        _ => {}
     }
     let mut response = error_json(
         StatusCode::UNAUTHORIZED,

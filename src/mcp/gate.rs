@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, header};
 
 use crate::audit::{Auditor, Record, decision};
-use crate::auth::{Authenticator, Denial};
+use crate::auth::{AuthError, Authenticator, Denial};
 use crate::http::{error_json, forbidden, unauthenticated};
 
 /// Sessions bound to the principal that opened them, at most this many.
@@ -55,6 +55,8 @@ impl McpGate {
         response: axum::response::Response,
     ) -> axum::response::Response {
         let _ = self.audit.record(record.since(started)).await;
+        let mut response = response;
+        response.extensions_mut().insert(crate::http::Audited);
         response
     }
 }
@@ -82,11 +84,22 @@ pub async fn gate(
         request.uri().path(),
     );
     record.decision = decision::DENY;
-    let principal = match gate.auth.require(request.headers()).await {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let principal = match gate.auth.require(request.headers(), client).await {
         Ok(principal) => principal,
         Err(denial) => {
             let response = match denial {
-                Denial::Unauthenticated(error) => unauthenticated(&gate.auth, error, &request_id),
+                Denial::Unauthenticated(error) => {
+                    record.decision = match error {
+                        Some(AuthError::Throttled(_)) => decision::RATE_LIMITED,
+                        Some(AuthError::Busy) => decision::UNAVAILABLE,
+                        _ => decision::DENY,
+                    };
+                    unauthenticated(&gate.auth, error, &request_id)
+                }
                 Denial::Forbidden(_) => forbidden(&request_id),
             };
             record.status = response.status().as_u16();

@@ -789,7 +789,8 @@ pub fn services(
 ) {
     let mcp = &state.pipeline.project.mcp;
     let mut config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(mcp.allowed_hosts.iter().copied())
+        // The edge checks `Host` for every route (`http::edge::host_guard`).
+        .disable_allowed_hosts()
         .with_allowed_origins(mcp.allowed_origins.iter().copied())
         .with_cancellation_token(shutdown);
     if mcp.allowed_origins.is_empty() {

@@ -68,6 +68,12 @@ pub struct EdgeDef {
     /// Certificate and key paths (relative to the project folder), read
     /// at start-up; `--tls-cert`/`--tls-key` override them.
     pub tls: Option<(&'static str, &'static str)>,
+    /// `Host` names every route answers besides IP literals (lower case;
+    /// `name:port` pins the port): loopback names, `http-host`,
+    /// `allowed-hosts` and `mcp.allowed-hosts`.
+    pub allowed_hosts: &'static [&'static str],
+    /// Where the HTTP-to-HTTPS redirect sends clients.
+    pub public_host: &'static str,
     pub max_body_bytes: u64,
     pub max_header_bytes: u64,
     pub request_timeout_ms: u64,
@@ -267,8 +273,6 @@ pub fn is_reserved_parameter(name: &str) -> bool {
 pub struct McpDef {
     /// Sent to clients in the `initialize` result.
     pub instructions: Option<&'static str>,
-    /// `Host` header values the MCP transport accepts.
-    pub allowed_hosts: &'static [&'static str],
     /// Browser origins allowed to call MCP; with none, any request that
     /// carries an `Origin` header is refused.
     pub allowed_origins: &'static [&'static str],

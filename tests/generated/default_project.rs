@@ -3041,7 +3041,6 @@ with find_orders and use monthly_revenue for trends. List tools return
 pages: pass `limit` and `offset`, and check `truncated`.
 "#,
         ),
-        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
         allowed_origins: &[],
         max_rows: 1000u64,
     },
@@ -3138,6 +3137,8 @@ pending orders that need attention.
     edge: ::flapi::runtime::EdgeDef {
         cors: ::core::option::Option::None,
         tls: ::core::option::Option::None,
+        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
+        public_host: "localhost",
         max_body_bytes: 1048576u64,
         max_header_bytes: 16384u64,
         request_timeout_ms: 60000u64,

@@ -1531,7 +1531,6 @@ SELECT id, name FROM people WHERE uid = ? ORDER BY id
     ],
     mcp: ::flapi::runtime::McpDef {
         instructions: ::core::option::Option::None,
-        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
         allowed_origins: &[],
         max_rows: 1000u64,
     },
@@ -1553,6 +1552,8 @@ SELECT id, name FROM people WHERE uid = ? ORDER BY id
     edge: ::flapi::runtime::EdgeDef {
         cors: ::core::option::Option::None,
         tls: ::core::option::Option::None,
+        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
+        public_host: "localhost",
         max_body_bytes: 1048576u64,
         max_header_bytes: 16384u64,
         request_timeout_ms: 60000u64,

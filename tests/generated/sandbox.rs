@@ -227,7 +227,6 @@ SELECT 42 AS answer
     ],
     mcp: ::flapi::runtime::McpDef {
         instructions: ::core::option::Option::None,
-        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
         allowed_origins: &[],
         max_rows: 1000u64,
     },
@@ -249,6 +248,8 @@ SELECT 42 AS answer
     edge: ::flapi::runtime::EdgeDef {
         cors: ::core::option::Option::None,
         tls: ::core::option::Option::None,
+        allowed_hosts: &["localhost", "127.0.0.1", "::1"],
+        public_host: "localhost",
         max_body_bytes: 1048576u64,
         max_header_bytes: 16384u64,
         request_timeout_ms: 60000u64,

@@ -221,17 +221,17 @@ fn pbkdf2_is_accepted_with_a_warning() {
 fn literal_jwt_secrets_fail() {
     for (config, at, path) in [
         (
-            "project-name: f\nconnections: {main: {}}\nauth:\n  enabled: true\n  jwt-secret: supersecretvalue\n",
+            "project-name: f\nconnections: {main: {}}\nauth:\n  enabled: true\n  jwt-secret: supersecretvalue\n  jwt-audience: api\n",
             ("flapi.yaml", 5, 15),
             "auth.jwt-secret",
         ),
         (
-            "project-name: f\nconnections: {main: {}}\nauth:\n  enabled: true\n  jwt:\n    secret: \"supersecretvalue\"\n",
+            "project-name: f\nconnections: {main: {}}\nauth:\n  enabled: true\n  jwt:\n    secret: \"supersecretvalue\"\n    audience: api\n",
             ("flapi.yaml", 6, 13),
             "auth.jwt.secret",
         ),
         (
-            "project-name: f\nconnections: {main: {}}\nmcp:\n  auth:\n    enabled: true\n    jwt-secret: supersecretvalue\n",
+            "project-name: f\nconnections: {main: {}}\nmcp:\n  auth:\n    enabled: true\n    jwt-secret: supersecretvalue\n    jwt-audience: api\n",
             ("flapi.yaml", 6, 17),
             "mcp.auth.jwt-secret",
         ),
@@ -253,7 +253,7 @@ fn literal_jwt_secrets_fail() {
         "'{{ env.JWT_SECRET }}'",
     ] {
         let config = format!(
-            "project-name: f\nconnections: {{main: {{}}}}\nauth:\n  enabled: true\n  jwt-secret: {reference}\n"
+            "project-name: f\nconnections: {{main: {{}}}}\nauth:\n  enabled: true\n  jwt-secret: {reference}\n  jwt-audience: api\n"
         );
         let d = diagnose(&[
             ("flapi.yaml", &config),
@@ -283,7 +283,7 @@ fn an_item_without_allowed_roles_is_denied_with_a_warning() {
 
 #[test]
 fn a_template_reading_the_caller_needs_authentication() {
-    let jwt = "project-name: f\nconnections:\n  main: {}\nauth:\n  enabled: false\n  jwt:\n    secret: '${S}'\n    context-claims: [tenant]\n";
+    let jwt = "project-name: f\nconnections:\n  main: {}\nauth:\n  enabled: false\n  jwt:\n    secret: '${S}'\n    audience: api\n    context-claims: [tenant]\n";
     let d = diagnose(&[
         ("flapi.yaml", jwt),
         ("roles.yaml", ROLES),
@@ -392,7 +392,7 @@ fn other_identity_mistakes() {
 #[test]
 fn static_keys_must_be_public_pem_files() {
     let config = format!(
-        "{CONFIG}auth:\n  enabled: true\n  jwt:\n    keys:\n      - kid: k\n        alg: ES256\n        pem-file: keys/k.pem\n"
+        "{CONFIG}auth:\n  enabled: true\n  jwt:\n    audience: api\n    keys:\n      - kid: k\n        alg: ES256\n        pem-file: keys/k.pem\n"
     );
     let item = endpoint("allowed-roles: [viewer]\n");
     let with_key = |pem: Option<&str>| {
@@ -413,13 +413,84 @@ fn static_keys_must_be_public_pem_files() {
     assert_one(
         &with_key(Some(private)),
         Severity::Error,
-        ("flapi.yaml", 10, 19),
+        ("flapi.yaml", 11, 19),
         "holds a private key",
     );
     assert_one(
         &with_key(None),
         Severity::Error,
-        ("flapi.yaml", 10, 19),
+        ("flapi.yaml", 11, 19),
         "does not exist",
     );
+}
+
+#[test]
+fn bearer_tokens_need_an_audience_or_an_explicit_warned_opt_out() {
+    let item = endpoint("allowed-roles: [viewer]\n");
+    let with = |jwt: &str| {
+        let config =
+            format!("{AUTH_ON}  jwt:\n    secret: '${{S}}'\n{jwt}audit:\n  path: audit.jsonl\n");
+        diagnose(&[
+            ("flapi.yaml", config.as_str()),
+            ("roles.yaml", ROLES),
+            ("sqls/a.yaml", item.as_str()),
+            ("sqls/a.sql", "SELECT 1"),
+        ])
+    };
+    let d = with("");
+    let e = assert_one(
+        &d,
+        Severity::Error,
+        ("flapi.yaml", 7, 5),
+        "need an audience",
+    );
+    assert_eq!(e.key_path, "auth.jwt.audience");
+    assert!(only(&with("    audience: my-api\n"), Severity::Error).is_empty());
+    let d = with("    allow-any-audience: true\n");
+    assert!(only(&d, Severity::Error).is_empty(), "{d:#?}");
+    assert_one(
+        &d,
+        Severity::Warning,
+        ("flapi.yaml", 8, 25),
+        "whatever their audience",
+    );
+    // flAPI's OIDC form: the client id is the audience.
+    let oidc = format!(
+        "{AUTH_ON}  oidc:\n    issuer-url: https://idp.example.com\n    client-id: my-api\naudit:\n  path: audit.jsonl\n"
+    );
+    let d = diagnose(&[
+        ("flapi.yaml", oidc.as_str()),
+        ("roles.yaml", ROLES),
+        ("sqls/a.yaml", item.as_str()),
+        ("sqls/a.sql", "SELECT 1"),
+    ]);
+    assert!(only(&d, Severity::Error).is_empty(), "{d:#?}");
+}
+
+#[test]
+fn key_urls_are_checked_by_parsed_host() {
+    let item = endpoint("allowed-roles: [viewer]\n");
+    for (url, ok) in [
+        ("https://idp.example.com", true),
+        ("http://127.0.0.1:9000", true),
+        ("http://localhost:9000/realms/x", true),
+        ("http://[::1]:9000", true),
+        ("http://localhost.evil.com", false),
+        ("http://127.0.0.1.evil.com", false),
+        ("http://idp.example.com", false),
+        ("https://user:pw@idp.example.com", false),
+        ("ftp://idp.example.com", false),
+        ("not a url", false),
+    ] {
+        let config = format!(
+            "{AUTH_ON}  jwt:\n    audience: api\n    oidc-issuer: '{url}'\naudit:\n  path: audit.jsonl\n"
+        );
+        let d = diagnose(&[
+            ("flapi.yaml", config.as_str()),
+            ("roles.yaml", ROLES),
+            ("sqls/a.yaml", item.as_str()),
+            ("sqls/a.sql", "SELECT 1"),
+        ]);
+        assert_eq!(only(&d, Severity::Error).is_empty(), ok, "{url}: {d:#?}");
+    }
 }

@@ -845,7 +845,6 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     };
     let mcp = &project.mcp;
     let instructions = opt(mcp.instructions.as_deref().map(text));
-    let hosts = &mcp.allowed_hosts;
     let origins = &mcp.allowed_origins;
     let max_rows = mcp.max_rows;
     let prompts = project.prompts.iter().map(emit_prompt);
@@ -886,7 +885,6 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             endpoints: &[#(#defs),*],
             mcp: ::flapi::runtime::McpDef {
                 instructions: #instructions,
-                allowed_hosts: &[#(#hosts),*],
                 allowed_origins: &[#(#origins),*],
                 max_rows: #max_rows,
             },
@@ -942,9 +940,13 @@ fn emit_edge(edge: &crate::resolve::edge::Edge) -> TokenStream {
         l.request_timeout_ms,
         l.max_concurrent_queries,
     );
+    let hosts = &edge.allowed_hosts;
+    let public_host = &edge.public_host;
     quote!(::flapi::runtime::EdgeDef {
         cors: #cors,
         tls: #tls,
+        allowed_hosts: &[#(#hosts),*],
+        public_host: #public_host,
         max_body_bytes: #body,
         max_header_bytes: #header,
         request_timeout_ms: #timeout,

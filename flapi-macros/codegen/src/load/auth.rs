@@ -32,6 +32,8 @@ pub struct RawAuth {
     /// flAPI's `jwt-secret` / `jwt-issuer` shorthands.
     pub jwt_secret: Option<Sp<String>>,
     pub jwt_issuer: Option<Sp<String>>,
+    /// `jwt-audience`: the short form's audience (beside `jwt-secret`).
+    pub jwt_audience: Option<Sp<String>>,
     pub jwt: Option<RawJwt>,
     pub oidc: Option<RawOidc>,
     pub cache_seconds: Option<Sp<i64>>,
@@ -55,6 +57,9 @@ pub struct RawJwt {
     pub secret: Option<Sp<String>>,
     pub issuer: Option<Sp<String>>,
     pub audience: Vec<Sp<String>>,
+    /// `allow-any-audience: true`: the explicit, warned opt-out of the
+    /// audience check.
+    pub allow_any_audience: Option<Sp<bool>>,
     pub algorithms: Vec<Sp<String>>,
     pub leeway_seconds: Option<Sp<i64>>,
     pub subject_claim: Option<Sp<String>>,
@@ -168,9 +173,16 @@ pub fn load_auth(
         kind: opt(&mut map, "type", diags, expect_str),
         jwt_secret: opt(&mut map, "jwt-secret", diags, expect_scalar_text),
         jwt_issuer: opt(&mut map, "jwt-issuer", diags, expect_str),
+        jwt_audience: opt(&mut map, "jwt-audience", diags, expect_str),
         ..Default::default()
     };
-    let mut known = vec!["enabled", "type", "jwt-secret", "jwt-issuer"];
+    let mut known = vec![
+        "enabled",
+        "type",
+        "jwt-secret",
+        "jwt-issuer",
+        "jwt-audience",
+    ];
     match scope {
         AuthScope::Project => {
             known.extend(["realm", "users", "jwt", "oidc", "credential-cache-seconds"]);
@@ -225,6 +237,7 @@ const JWT_KEYS: &[&str] = &[
     "secret",
     "issuer",
     "audience",
+    "allow-any-audience",
     "algorithms",
     "leeway-seconds",
     "subject-claim",
@@ -247,6 +260,7 @@ fn load_jwt(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<RawJwt> 
         secret: opt(&mut map, "secret", diags, expect_scalar_text),
         issuer: opt(&mut map, "issuer", diags, expect_str),
         audience: str_or_list(&mut map, "audience", diags),
+        allow_any_audience: opt(&mut map, "allow-any-audience", diags, expect_bool),
         algorithms: str_or_list(&mut map, "algorithms", diags),
         leeway_seconds: opt(&mut map, "leeway-seconds", diags, expect_int),
         subject_claim: opt(&mut map, "subject-claim", diags, expect_str),

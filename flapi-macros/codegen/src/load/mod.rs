@@ -37,6 +37,9 @@ pub struct RawProject {
     pub duckdb: RawDuckdb,
     pub http_host: Option<Sp<String>>,
     pub http_port: Option<Sp<i64>>,
+    /// `allowed-hosts`: `Host` names served besides loopback and
+    /// `http-host` (every route, REST and MCP).
+    pub allowed_hosts: Vec<Sp<String>>,
     pub pagination: RawPagination,
     pub mcp: RawMcp,
     pub auth: Option<RawAuth>,
@@ -204,6 +207,7 @@ const PROJECT_KEYS: &[&str] = &[
     "duckdb",
     "http-host",
     "http-port",
+    "allowed-hosts",
     "pagination",
     "auth",
     "cors",
@@ -231,6 +235,9 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
     project.project_description = opt(&mut map, "project-description", diags, expect_str);
     project.http_host = opt(&mut map, "http-host", diags, expect_str);
     project.http_port = opt(&mut map, "http-port", diags, expect_int);
+    if let Some(list) = map.take("allowed-hosts") {
+        project.allowed_hosts = expect_str_list(list, "allowed-hosts", diags);
+    }
 
     if let Some(node) = map.take("template")
         && let Some(mut template) = MapReader::new(node, "template", diags)

@@ -485,6 +485,14 @@ pub fn resolve_auth(
             let settings = jwt.get_or_insert_with(|| default_jwt(&roles));
             settings.issuer.get_or_insert(issuer.value.clone());
         }
+        if let (Some(settings), Some(audience)) = (jwt.as_mut(), &mcp_auth.jwt_audience)
+            && settings.audiences.is_empty()
+        {
+            settings.audiences.push(audience.value.clone());
+        }
+    }
+    if let Some(settings) = &jwt {
+        require_audience(project, settings, diags);
     }
 
     let settings = AuthSettings {
@@ -645,6 +653,67 @@ fn claim_path(value: &Sp<String>, path: &str, diags: &mut Diagnostics) -> String
     value.value.clone()
 }
 
+/// https, or plain http to a loopback host, by the parsed host
+/// (`http://localhost.evil.com` is not loopback). The server checks the
+/// same again at start-up, after environment references are resolved.
+fn key_url_allowed(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    !credentials
+        && url.host().is_some()
+        && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+}
+
+/// Bearer tokens are accepted only for this API's audience: without one,
+/// a token the same issuer minted for any other application would do.
+/// `jwt.allow-any-audience: true` is the explicit opt-out, warned.
+fn require_audience(project: &RawProject, settings: &JwtSettings, diags: &mut Diagnostics) {
+    let auth = project.auth.as_ref();
+    let opt_out = auth
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|j| j.allow_any_audience.as_ref())
+        .filter(|o| o.value);
+    match opt_out {
+        Some(opt_out) if settings.audiences.is_empty() => diags.warning(
+            &opt_out.loc,
+            "auth.jwt.allow-any-audience",
+            "tokens are accepted whatever their audience: a token the same issuer minted for any other application is accepted here",
+            Some("set `auth.jwt.audience` to this API's client id or audience".into()),
+        ),
+        Some(opt_out) => diags.error(
+            &opt_out.loc,
+            "auth.jwt.allow-any-audience",
+            "`allow-any-audience` contradicts the audience that is set",
+            Some("remove `allow-any-audience`".into()),
+        ),
+        None if settings.audiences.is_empty() => {
+            let mcp = project.mcp.auth.as_ref();
+            let at = auth
+                .and_then(|a| a.jwt.as_ref().map(|j| j.loc.clone()))
+                .or_else(|| auth.and_then(|a| a.oidc.as_ref().map(|o| o.loc.clone())))
+                .or_else(|| auth.and_then(|a| a.jwt_secret.as_ref().map(|s| s.loc.clone())))
+                .or_else(|| mcp.and_then(|a| a.jwt_secret.as_ref().map(|s| s.loc.clone())))
+                .or_else(|| auth.map(|a| a.loc.clone()))
+                .unwrap_or_else(|| Location::file_start(&project.file));
+            diags.error(
+                &at,
+                "auth.jwt.audience",
+                "bearer tokens need an audience: without one, a token the same issuer minted for any other application is accepted",
+                Some("set `jwt.audience` (or `jwt-audience`, or `oidc.client-id`) to this API's audience, or opt out explicitly with `jwt.allow-any-audience: true`".into()),
+            );
+        }
+        None => {}
+    }
+}
+
 fn resolve_jwt(
     dir: &Path,
     auth: &RawAuth,
@@ -702,10 +771,7 @@ fn resolve_jwt(
     .flatten()
     .filter(|u| env_reference(&u.value).is_none())
     {
-        let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| url.value.starts_with(p));
-        if !url.value.starts_with("https://") && !loopback_http {
+        if !key_url_allowed(&url.value) {
             diags.error(
                 &url.loc,
                 "auth.jwt",
@@ -725,6 +791,8 @@ fn resolve_jwt(
     }
     s.audiences = if !j.audience.is_empty() {
         j.audience.iter().map(|a| a.value.clone()).collect()
+    } else if let Some(audience) = &auth.jwt_audience {
+        vec![audience.value.clone()]
     } else if !o.allowed_audiences.is_empty() {
         o.allowed_audiences
             .iter()

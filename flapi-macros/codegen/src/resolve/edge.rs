@@ -124,6 +124,61 @@ pub struct Edge {
     pub limits: Limits,
     /// The project's `rate-limit`: every route and tool without its own.
     pub rate_limit: Option<RateLimit>,
+    /// `Host` names every route answers (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// The name the HTTPS redirect sends clients to.
+    pub public_host: String,
+}
+
+const LOOPBACK_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
+
+/// One host allowlist for every route: the loopback names, the listen
+/// host when it is one clients can use, and the names in `allowed-hosts`
+/// and `mcp.allowed-hosts`. Also the public name for the HTTPS redirect:
+/// the first listed name, else the listen host, else `localhost`.
+pub fn resolve_hosts(
+    listed: &[Sp<String>],
+    mcp_listed: &[Sp<String>],
+    http_host: Option<&str>,
+    diags: &mut Diagnostics,
+) -> (Vec<String>, String) {
+    let mut hosts: Vec<String> = LOOPBACK_NAMES.iter().map(|h| h.to_string()).collect();
+    let listen = http_host.filter(|h| !matches!(*h, "0.0.0.0" | "::" | "[::]" | ""));
+    let mut public = None;
+    for (host, key) in listed
+        .iter()
+        .map(|h| (h, "allowed-hosts"))
+        .chain(mcp_listed.iter().map(|h| (h, "mcp.allowed-hosts")))
+    {
+        let value = host.value.trim().to_ascii_lowercase();
+        let valid = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !valid {
+            diags.error(
+                &host.loc,
+                key,
+                format!("`{}` is not a host name or host:port", host.value),
+                Some("write `api.example.com` or `api.example.com:8443`".into()),
+            );
+            continue;
+        }
+        if public.is_none() && !LOOPBACK_NAMES.contains(&value.as_str()) {
+            public = Some(value.clone());
+        }
+        if !hosts.contains(&value) {
+            hosts.push(value);
+        }
+    }
+    if let Some(host) = listen {
+        let host = host.to_ascii_lowercase();
+        if !hosts.contains(&host) {
+            hosts.push(host.clone());
+        }
+        public = public.or(Some(host));
+    }
+    (hosts, public.unwrap_or_else(|| "localhost".into()))
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -327,5 +382,7 @@ pub fn resolve_edge(
         tls: https.and_then(|h| resolve_tls(h, diags)),
         limits,
         rate_limit: rate_limit.and_then(|r| resolve_rate_limit(r, diags)),
+        allowed_hosts: Vec::new(),
+        public_host: String::new(),
     }
 }

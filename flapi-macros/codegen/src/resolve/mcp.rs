@@ -34,7 +34,6 @@ pub fn is_valid_tool_name(name: &str) -> bool {
 pub fn resolve_settings(
     dir: &Path,
     raw: &RawMcp,
-    http_host: Option<&str>,
     files_read: &mut Vec<std::path::PathBuf>,
     diags: &mut Diagnostics,
 ) -> McpSettings {
@@ -69,36 +68,6 @@ pub fn resolve_settings(
         }
         (None, None) => None,
     };
-    // Loopback names by default, plus the configured listen host when it
-    // is a name clients can use; deployments behind a DNS name list it.
-    let allowed_hosts = match &raw.allowed_hosts {
-        Some(hosts) => {
-            for host in hosts {
-                if host.value.is_empty() || host.value.contains(['/', ' ', '*']) {
-                    diags.error(
-                        &host.loc,
-                        "mcp.allowed-hosts",
-                        format!("`{}` is not a host name or host:port", host.value),
-                        Some("write `api.example.com` or `api.example.com:8443`".into()),
-                    );
-                }
-            }
-            hosts.iter().map(|h| h.value.clone()).collect()
-        }
-        None => {
-            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-                .iter()
-                .map(|h| h.to_string())
-                .collect();
-            if let Some(host) = http_host
-                && !matches!(host, "0.0.0.0" | "::" | "[::]")
-                && !hosts.iter().any(|h| h == host)
-            {
-                hosts.push(host.to_string());
-            }
-            hosts
-        }
-    };
     for origin in &raw.allowed_origins {
         if !(origin.value == "null"
             || origin.value.starts_with("http://")
@@ -127,7 +96,6 @@ pub fn resolve_settings(
     };
     McpSettings {
         instructions,
-        allowed_hosts,
         allowed_origins: raw
             .allowed_origins
             .iter()

@@ -130,20 +130,20 @@ pub fn resolve_project(
     }
 
     let mut files_read = Vec::new();
-    let mcp = mcp::resolve_settings(
-        dir,
-        &raw.mcp,
-        raw.http_host.as_ref().map(|h| h.value.as_str()),
-        &mut files_read,
-        diags,
-    );
+    let mcp = mcp::resolve_settings(dir, &raw.mcp, &mut files_read, diags);
 
     let auth = auth::resolve_auth(dir, raw, raw_roles, endpoints, &mut files_read, diags);
-    let edge = crate::resolve::edge::resolve_edge(
+    let mut edge = crate::resolve::edge::resolve_edge(
         raw.cors.as_ref(),
         raw.https.as_ref(),
         raw.limits.as_ref(),
         raw.rate_limit.as_ref(),
+        diags,
+    );
+    (edge.allowed_hosts, edge.public_host) = crate::resolve::edge::resolve_hosts(
+        &raw.allowed_hosts,
+        raw.mcp.allowed_hosts.as_deref().unwrap_or_default(),
+        raw.http_host.as_ref().map(|h| h.value.as_str()),
         diags,
     );
     let auth_claims: Option<Vec<String>> = auth.configured().then(|| {

@@ -37,8 +37,6 @@ pub struct Project {
 #[derive(Debug, Clone, Default)]
 pub struct McpSettings {
     pub instructions: Option<String>,
-    /// `Host` values the MCP transport accepts (DNS-rebinding protection).
-    pub allowed_hosts: Vec<String>,
     /// Browser origins allowed to call MCP; empty: requests with an
     /// `Origin` header are refused.
     pub allowed_origins: Vec<String>,

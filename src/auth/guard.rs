@@ -1,0 +1,268 @@
+//! What a caller without valid credentials may cost (issue 16): a wrong
+//! Basic password costs one argon2 verification (19 MiB, tens of
+//! milliseconds of CPU), so before any verification runs:
+//!
+//! - failed authentications are limited per client address (an IPv6
+//!   client by its /64) and per known user name, for every scheme (bearer
+//!   tokens too). Past the limit the caller gets 429 with `Retry-After`
+//!   and nothing is verified;
+//! - credentials that failed recently are answered from a negative cache,
+//!   keyed by an HMAC of the credentials under a key drawn at start-up, so
+//!   the same wrong password is verified once;
+//! - verifications that still run take one of a few permits (half the
+//!   cores, at least one), so queries of authenticated and public callers
+//!   keep the rest of the machine; a short queue waits for a permit, and
+//!   beyond it the caller gets 503 with `Retry-After: 1`.
+//!
+//! Credentials that verified are served from the positive cache before any
+//! of this, so a flood of wrong credentials from the same address never
+//! locks out clients that are already signed in.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::clock::MonotonicClock;
+
+use crate::call::ratelimit::{BucketKey, Limit};
+use crate::runtime::{RateKeyDef, RateLimitDef};
+
+/// Failed authentications allowed per client address in a burst, then
+/// one more every `FAILURE_WINDOW_SECS / FAILURES_PER_ADDRESS` seconds.
+pub const FAILURES_PER_ADDRESS: u32 = 20;
+/// The same for one known user name, from any address.
+pub const FAILURES_PER_USER: u32 = 20;
+pub const FAILURE_WINDOW_SECS: u32 = 60;
+/// How long a failed credential is answered from the negative cache.
+const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Entries in the negative cache and in the list of blocked keys, at most.
+const CAPACITY: usize = 10_000;
+
+/// Why the guard refused before verifying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Too many failures from this address or for this user: retry after
+    /// this many seconds.
+    Throttled(u64),
+    /// Every verification permit is taken and the queue is full.
+    Busy,
+}
+
+pub struct Guard {
+    permits: tokio::sync::Semaphore,
+    permit_count: usize,
+    waiting: AtomicUsize,
+    queue: usize,
+    by_address: Limit,
+    by_user: Limit,
+    /// Keys over their failure quota, until the instant they may try again.
+    blocked: Mutex<HashMap<BucketKey, Instant>>,
+    negative: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+fn quota(max: u32, key: RateKeyDef) -> RateLimitDef {
+    RateLimitDef {
+        max,
+        interval_secs: FAILURE_WINDOW_SECS,
+        key,
+    }
+}
+
+impl Guard {
+    /// Permits sized to the machine: half its cores, at least one.
+    pub fn for_machine() -> Guard {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Guard::new((cores / 2).max(1))
+    }
+
+    pub fn new(permits: usize) -> Guard {
+        Guard {
+            permits: tokio::sync::Semaphore::new(permits),
+            permit_count: permits,
+            waiting: AtomicUsize::new(0),
+            queue: permits * 4,
+            by_address: Limit::new(quota(FAILURES_PER_ADDRESS, RateKeyDef::Ip), MonotonicClock),
+            by_user: Limit::new(quota(FAILURES_PER_USER, RateKeyDef::User), MonotonicClock),
+            blocked: Mutex::new(HashMap::new()),
+            negative: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Verification permits (concurrent hash verifications at most).
+    pub fn permits(&self) -> usize {
+        self.permit_count
+    }
+
+    fn keys(address: Option<IpAddr>, user: Option<&str>) -> impl Iterator<Item = BucketKey> {
+        let address = BucketKey::of(RateKeyDef::Ip, None, address);
+        std::iter::once(address).chain(user.map(|u| BucketKey::Principal(u.to_string())))
+    }
+
+    /// Seconds to wait when this address or user is over its failure
+    /// quota; `None` when it may try.
+    pub fn throttled(&self, address: Option<IpAddr>, user: Option<&str>) -> Option<u64> {
+        let now = Instant::now();
+        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        Self::keys(address, user)
+            .filter_map(|key| blocked.get(&key).copied())
+            .filter(|until| *until > now)
+            .map(|until| (until - now).as_secs().max(1))
+            .max()
+    }
+
+    /// Counts one failed authentication against the address and the user.
+    pub fn failed(&self, address: Option<IpAddr>, user: Option<&str>) {
+        let now = Instant::now();
+        for key in Self::keys(address, user) {
+            let limit = match key {
+                BucketKey::Principal(_) => &self.by_user,
+                _ => &self.by_address,
+            };
+            let decision = limit.check(&key);
+            if decision.allowed {
+                continue;
+            }
+            let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+            if blocked.len() >= CAPACITY {
+                blocked.retain(|_, until| *until > now);
+            }
+            if blocked.len() < CAPACITY || blocked.contains_key(&key) {
+                let wait = Duration::from_secs(decision.retry_after_secs.max(1));
+                blocked.insert(key, now + wait);
+            }
+        }
+    }
+
+    /// Whether these credentials (by their keyed hash) failed recently.
+    pub fn known_bad(&self, slot: &[u8; 32]) -> bool {
+        let negative = self.negative.lock().unwrap_or_else(|e| e.into_inner());
+        negative
+            .get(slot)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    pub fn remember_bad(&self, slot: [u8; 32]) {
+        let now = Instant::now();
+        let mut negative = self.negative.lock().unwrap_or_else(|e| e.into_inner());
+        if negative.len() >= CAPACITY {
+            negative.retain(|_, until| *until > now);
+            if negative.len() >= CAPACITY {
+                negative.clear();
+            }
+        }
+        negative.insert(slot, now + NEGATIVE_TTL);
+    }
+
+    /// Runs a verification on the blocking pool under a permit, or refuses
+    /// when the permits and the queue are taken.
+    pub async fn verify<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Refused> {
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Refused::Busy);
+                }
+                let permit = self.permits.acquire().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit.map_err(|_| Refused::Busy)?
+            }
+        };
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| Refused::Busy);
+        drop(permit);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_block_the_address_and_the_user_but_not_others() {
+        let guard = Guard::new(1);
+        let attacker = Some(IpAddr::from([10, 0, 0, 9]));
+        for _ in 0..FAILURES_PER_ADDRESS {
+            assert_eq!(guard.throttled(attacker, None), None);
+            guard.failed(attacker, None);
+        }
+        // The quota is spent: the next failure blocks the address.
+        guard.failed(attacker, None);
+        assert!(guard.throttled(attacker, None).is_some_and(|s| s >= 1));
+        assert_eq!(
+            guard.throttled(Some(IpAddr::from([10, 0, 0, 10])), None),
+            None
+        );
+        // An IPv6 client is one /64.
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, last]));
+        for _ in 0..=FAILURES_PER_ADDRESS {
+            guard.failed(v6(1), None);
+        }
+        assert!(guard.throttled(v6(0xffff), None).is_some());
+        // A user name from many addresses.
+        for i in 0..=FAILURES_PER_USER {
+            guard.failed(Some(IpAddr::from([192, 0, 2, i as u8])), Some("alice"));
+        }
+        assert!(
+            guard
+                .throttled(Some(IpAddr::from([198, 51, 100, 1])), Some("alice"))
+                .is_some()
+        );
+        assert_eq!(
+            guard.throttled(Some(IpAddr::from([198, 51, 100, 1])), Some("bob")),
+            None
+        );
+    }
+
+    #[test]
+    fn the_negative_cache_remembers_failed_credentials() {
+        let guard = Guard::new(1);
+        assert!(!guard.known_bad(&[1; 32]));
+        guard.remember_bad([1; 32]);
+        assert!(guard.known_bad(&[1; 32]));
+        assert!(!guard.known_bad(&[2; 32]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifications_beyond_the_permits_and_queue_are_refused() {
+        let guard = std::sync::Arc::new(Guard::new(1));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = std::sync::Arc::new(Mutex::new(hold));
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let guard = guard.clone();
+            let hold = hold.clone();
+            tokio::spawn(async move {
+                guard
+                    .verify(move || {
+                        let _ = started.send(());
+                        let _ = hold.lock().map(|h| h.recv());
+                    })
+                    .await
+            })
+        };
+        running.await.expect("the first verification runs");
+        // The permit is held: four more may queue, the sixth is refused.
+        let mut queued = Vec::new();
+        for _ in 0..guard.queue {
+            let guard = guard.clone();
+            queued.push(tokio::spawn(async move { guard.verify(|| ()).await }));
+        }
+        while guard.waiting.load(Ordering::SeqCst) < guard.queue {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(guard.verify(|| ()).await, Err(Refused::Busy));
+        release.send(()).expect("release");
+        assert_eq!(first.await.expect("task"), Ok(()));
+        for task in queued {
+            assert_eq!(task.await.expect("task"), Ok(()));
+        }
+    }
+}
