@@ -38,9 +38,20 @@ pub struct App {
     pub shutdown: CancellationToken,
 }
 
+/// The audit chain's key, from `FLAPI_AUDIT_KEY` (none: a plain SHA-256
+/// chain); a key shorter than 32 bytes refuses start-up.
+pub fn audit_key(options: &DbOptions) -> Result<Option<audit::ChainKey>, StartupError> {
+    match options.env_var("FLAPI_AUDIT_KEY") {
+        None => Ok(None),
+        Some(key) => audit::ChainKey::new(key.as_bytes())
+            .map(Some)
+            .map_err(StartupError::Audit),
+    }
+}
+
 /// The audit log the project asks for; `options.audit_file` replaces a
 /// file sink's path (relative paths resolve against the project folder).
-pub fn auditor(project: &ProjectDef, options: &DbOptions) -> Auditor {
+pub fn auditor(project: &ProjectDef, options: &DbOptions, key: Option<audit::ChainKey>) -> Auditor {
     let Some(def) = &project.policy.audit else {
         return Auditor::disabled();
     };
@@ -48,9 +59,11 @@ pub fn auditor(project: &ProjectDef, options: &DbOptions) -> Auditor {
         path: options.base_dir.join(path),
         max_bytes: def.max_file_bytes,
         fsync,
+        max_files: def.max_files,
+        key: key.clone(),
     };
     let config = match (&def.sink, &options.audit_file) {
-        (AuditSinkDef::Stdout, None) => audit::SinkConfig::Stdout,
+        (AuditSinkDef::Stdout, None) => audit::SinkConfig::Stdout(key.clone()),
         (AuditSinkDef::File(path), override_path) => file(
             override_path
                 .clone()
@@ -70,7 +83,7 @@ pub fn auditor(project: &ProjectDef, options: &DbOptions) -> Auditor {
 pub fn app(project: &'static ProjectDef, options: &DbOptions) -> Result<App, StartupError> {
     let auth = Arc::new(Authenticator::new(project, &|name| options.env_var(name))?);
     let db = Database::open(project, options)?;
-    let audit = Arc::new(auditor(project, options));
+    let audit = Arc::new(auditor(project, options, audit_key(options)?));
     let shutdown = CancellationToken::new();
     let pipeline = Pipeline::new(project, db.clone(), auth.clone(), audit.clone());
     Ok(App {

@@ -54,9 +54,15 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Check an audit log's hash chain; prints OK or the first bad line.
+    /// A keyed log (written with FLAPI_AUDIT_KEY) is checked with the same
+    /// variable set; with it set, every record must carry the key's MAC.
     Verify {
         /// The log file (a rotated file verifies from its own first record).
         file: PathBuf,
+        /// A chain head from an `audit checkpoint` line of the server's
+        /// log: the file must still hold that record (it was not cut).
+        #[arg(long)]
+        expect: Option<String>,
     },
 }
 
@@ -200,9 +206,34 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some(Command::Audit(AuditCommand::Verify { file })) => {
+        Some(Command::Audit(AuditCommand::Verify { file, expect })) => {
             use flapi::audit::Verdict;
-            match flapi::audit::verify_file(&file) {
+            let key = match std::env::var("FLAPI_AUDIT_KEY") {
+                Err(_) => None,
+                Ok(key) => match flapi::audit::ChainKey::new(key.as_bytes()) {
+                    Ok(key) => Some(key),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            if let Some(head) = &expect {
+                match flapi::audit::contains_link(&file, head) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        println!(
+                            "CUT: no record has the checkpoint's hash {head}: the log was cut after it, or is another log"
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot read {}: {e}", file.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            match flapi::audit::verify_file_keyed(&file, key.as_ref()) {
                 Ok(Verdict::Ok {
                     records,
                     first_prev,
@@ -223,6 +254,12 @@ fn main() -> ExitCode {
                 Ok(Verdict::Broken { line, reason }) => {
                     println!("BROKEN at line {line}: {reason}");
                     ExitCode::FAILURE
+                }
+                Ok(Verdict::NeedsKey) => {
+                    eprintln!(
+                        "error: the log is keyed (its records carry an HMAC); set FLAPI_AUDIT_KEY to verify it"
+                    );
+                    ExitCode::from(2)
                 }
                 Ok(Verdict::TornTail { line, records }) => {
                     println!(

@@ -176,3 +176,50 @@ async fn edge_refusals_are_recorded_with_the_route_template() {
     ));
     let _ = std::fs::remove_file(&audit);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_is_keyed_from_the_environment_and_unknown_tools_record_no_arguments() {
+    let audit = common::temp_audit_file();
+    let mut options = common::fixture_options(&fixture::PROJECT);
+    options.audit_file = Some(audit.clone());
+    options.env_overrides = vec![("FLAPI_AUDIT_KEY".into(), "too-short".into())];
+    assert!(flapi::app(&fixture::PROJECT, &options).is_err());
+    let key = "edge-audit-chain-key-0123456789abcdef";
+    options.env_overrides = vec![("FLAPI_AUDIT_KEY".into(), key.into())];
+    let app = common::start_with(&fixture::PROJECT, options);
+    assert_eq!(
+        with_headers(&app, "GET", "/health", &[]).await.status,
+        StatusCode::OK
+    );
+    let call = |name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","arguments":{{"blob":"{}"}}}}}}"#,
+            "b".repeat(300)
+        )
+    };
+    let reply = send(
+        &app.router,
+        Request::post("/mcp/jsonrpc")
+            .header("content-type", "application/json")
+            .header("host", "localhost")
+            .body(Body::from(call("no_such_tool")))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let text = std::fs::read_to_string(&audit).expect("log");
+    assert!(text.lines().all(|l| l.contains("\"hmac\":\"")), "{text}");
+    let key = flapi::audit::ChainKey::new(key.as_bytes()).expect("key");
+    assert!(matches!(
+        flapi::audit::verify_file_keyed(&audit, Some(&key)).expect("read"),
+        flapi::audit::Verdict::Ok { .. }
+    ));
+    let unknown = records(&audit)
+        .into_iter()
+        .find(|r| r["target"] == "no_such_tool")
+        .expect("the unknown tool's record");
+    assert_eq!(unknown["decision"], "not_found");
+    assert_eq!(unknown["arguments"], Value::Null);
+    assert!(!text.contains(&"b".repeat(300)));
+    let _ = std::fs::remove_file(&audit);
+}

@@ -29,20 +29,21 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// What redacted values are replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-/// Argument names that are always redacted, compared case-insensitively
-/// after removing `-` and `_`.
-const SECRET_NAMES: &[&str] = &[
+/// Parts of an argument name that mark it secret wherever they occur:
+/// the name is split at `-`, `_`, `.`, spaces and lower-to-upper case
+/// changes (`authToken` is `auth`, `token`), and compared lower case.
+const SECRET_PARTS: &[&str] = &[
     "password",
     "passwd",
     "pwd",
+    "passphrase",
+    "passcode",
     "secret",
+    "secrets",
     "token",
-    "accesstoken",
-    "refreshtoken",
-    "idtoken",
+    "tokens",
     "apikey",
     "authorization",
-    "auth",
     "credential",
     "credentials",
     "privatekey",
@@ -50,7 +51,78 @@ const SECRET_NAMES: &[&str] = &[
     "jwt",
     "sessionid",
     "cookie",
+    "otp",
+    "pin",
+    "signature",
 ];
+
+/// Two adjacent parts that together mark a secret (`x-api-key`,
+/// `access_key`, `secretKey`, `private.key`).
+const SECRET_PAIRS: &[(&str, &str)] = &[
+    ("api", "key"),
+    ("access", "key"),
+    ("secret", "key"),
+    ("private", "key"),
+    ("signing", "key"),
+    ("auth", "key"),
+    ("master", "key"),
+    ("encryption", "key"),
+    ("session", "id"),
+    ("session", "key"),
+    ("client", "secret"),
+    ("access", "code"),
+    ("auth", "code"),
+];
+
+/// Whole names (after removing separators) that are secrets on their own.
+const SECRET_NAMES: &[&str] = &[
+    "auth",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "sessionid",
+];
+
+/// The parts of a name: split at separators and at case changes.
+fn name_parts(name: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !current.is_empty() {
+                parts.push(std::mem::take(&mut current));
+            }
+            previous_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && previous_lower && !current.is_empty() {
+            parts.push(std::mem::take(&mut current));
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// Whether an argument name marks a secret, by its parts.
+pub fn secret_name(name: &str) -> bool {
+    let parts = name_parts(name);
+    let joined: String = parts.concat();
+    SECRET_NAMES.contains(&joined.as_str())
+        || parts.iter().any(|p| SECRET_PARTS.contains(&p.as_str()))
+        || parts
+            .windows(2)
+            .any(|w| SECRET_PAIRS.contains(&(w[0].as_str(), w[1].as_str())))
+}
+
+/// Recorded arguments above this size (as JSON) are cut, with a hash of
+/// the whole so a copy can still be matched.
+pub const MAX_RECORDED_ARGUMENT_BYTES: usize = 4096;
 
 /// The outcome of a call, as recorded.
 pub mod decision {
@@ -75,6 +147,8 @@ pub struct Record {
     pub ts: String,
     pub request_id: String,
     pub principal: Option<String>,
+    /// How the principal authenticated: `basic` or `jwt`.
+    pub auth: Option<&'static str>,
     pub roles: Vec<String>,
     /// `rest` or `mcp`.
     pub transport: &'static str,
@@ -100,6 +174,7 @@ impl Record {
             ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             request_id: request_id.to_string(),
             principal: None,
+            auth: None,
             roles: Vec::new(),
             transport,
             method: method.to_string(),
@@ -170,8 +245,7 @@ fn redact_value(value: &mut Value, configured: &[String]) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                let key = normalise(key);
-                if SECRET_NAMES.contains(&key.as_str()) || configured.contains(&key) {
+                if secret_name(key) || configured.contains(&normalise(key)) {
                     *v = Value::String(REDACTED.into());
                 } else {
                     redact_value(v, configured);
@@ -188,26 +262,114 @@ fn redact_value(value: &mut Value, configured: &[String]) {
     }
 }
 
-fn digest(prev: &str, body: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(prev.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The key of a keyed chain (`FLAPI_AUDIT_KEY`): each record's link is
+/// an HMAC-SHA256 under it instead of a plain SHA-256, so nobody without
+/// the key can re-hash a changed or shortened log into a valid chain.
+#[derive(Clone)]
+pub struct ChainKey(std::sync::Arc<secrecy::SecretBox<Vec<u8>>>);
+
+/// Shortest `FLAPI_AUDIT_KEY` accepted.
+pub const MIN_CHAIN_KEY_BYTES: usize = 32;
+
+impl ChainKey {
+    pub fn new(key: &[u8]) -> Result<ChainKey, String> {
+        if key.len() < MIN_CHAIN_KEY_BYTES {
+            return Err(format!(
+                "FLAPI_AUDIT_KEY is {} bytes; at least {MIN_CHAIN_KEY_BYTES} are required",
+                key.len()
+            ));
+        }
+        Ok(ChainKey(std::sync::Arc::new(secrecy::SecretBox::new(
+            Box::new(key.to_vec()),
+        ))))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey([redacted])")
+    }
+}
+
+/// The name of a line's link field: `hash` (SHA-256) or `hmac` (keyed).
+fn link_field(key: Option<&ChainKey>) -> &'static str {
+    if key.is_some() { "hmac" } else { "hash" }
+}
+
+fn digest(prev: &str, body: &str, key: Option<&ChainKey>) -> String {
+    match key {
+        None => {
+            let mut hasher = Sha256::new();
+            hasher.update(prev.as_bytes());
+            hasher.update(b"\n");
+            hasher.update(body.as_bytes());
+            hex(&hasher.finalize())
+        }
+        Some(key) => {
+            use hmac::{KeyInit, Mac};
+            let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key.bytes())
+                .expect("HMAC takes any key length");
+            mac.update(prev.as_bytes());
+            mac.update(b"\n");
+            mac.update(body.as_bytes());
+            hex(&mac.finalize().into_bytes())
+        }
+    }
+}
+
+/// Cuts recorded arguments above [`MAX_RECORDED_ARGUMENT_BYTES`]: the
+/// first bytes of their JSON text, the whole size, and the SHA-256 of the
+/// whole text (already redacted).
+pub fn cap(arguments: Value) -> Value {
+    let text = arguments.to_string();
+    if text.len() <= MAX_RECORDED_ARGUMENT_BYTES {
+        return arguments;
+    }
+    let mut end = MAX_RECORDED_ARGUMENT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    serde_json::json!({
+        "truncated": &text[..end],
+        "bytes": text.len(),
+        "sha256": hex(&Sha256::digest(text.as_bytes())),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Appends `"prev"` and `"hash"` to a record: the line to write and its
 /// hash (the next record's `prev`).
 pub fn chain(record: &Record, prev: &str) -> (String, String) {
+    chain_keyed(record, prev, None)
+}
+
+/// [`chain`], with `"hmac"` under `key` when there is one.
+pub fn chain_keyed(record: &Record, prev: &str, key: Option<&ChainKey>) -> (String, String) {
     let mut body = serde_json::to_string(record).unwrap_or_else(|_| "{}".into());
     body.pop(); // the closing brace
     body.push_str(&format!(",\"prev\":\"{prev}\""));
-    let hash = digest(prev, &body);
-    (format!("{body},\"hash\":\"{hash}\"}}"), hash)
+    let hash = digest(prev, &body, key);
+    let field = link_field(key);
+    (format!("{body},\"{field}\":\"{hash}\"}}"), hash)
+}
+
+/// A line split into its hashed body, its link field and its link.
+fn split_line(line: &str) -> Option<(&str, &'static str, &str)> {
+    ["hash", "hmac"]
+        .into_iter()
+        .filter_map(|field| {
+            let (body, tail) = line.rsplit_once(&format!(",\"{field}\":\""))?;
+            Some((body, field, tail.strip_suffix("\"}")?))
+        })
+        .max_by_key(|(body, _, _)| body.len())
 }
 
 /// What `verify` found.
@@ -225,12 +387,21 @@ pub enum Verdict {
     /// The last line is incomplete (a crash mid-write); every line before
     /// it verifies.
     TornTail { line: usize, records: usize },
+    /// The log is keyed (`"hmac"` links) and no key was given.
+    NeedsKey,
 }
 
 /// Checks a log's text: each line's hash, and that each `prev` is the hash
 /// of the line before. `anchor` is the expected first `prev` (`None`:
 /// whatever the first line says, for a rotated file).
 pub fn verify_text(text: &str, anchor: Option<&str>) -> Verdict {
+    verify_text_keyed(text, anchor, None)
+}
+
+/// [`verify_text`] of a keyed log: with a key every link must be an
+/// `hmac` under it (a plain `hash` line is a record someone re-hashed
+/// without the key); without one a keyed log cannot be checked.
+pub fn verify_text_keyed(text: &str, anchor: Option<&str>, key: Option<&ChainKey>) -> Verdict {
     let mut prev: Option<String> = anchor.map(str::to_string);
     let mut first_prev = String::new();
     let mut records = 0;
@@ -243,10 +414,7 @@ pub fn verify_text(text: &str, anchor: Option<&str>) -> Verdict {
             line: number,
             reason: reason.to_string(),
         };
-        let parsed = line
-            .rsplit_once(",\"hash\":\"")
-            .and_then(|(body, tail)| tail.strip_suffix("\"}").map(|hash| (body, hash)));
-        let Some((body, hash)) = parsed else {
+        let Some((body, field, hash)) = split_line(line) else {
             if last && !ends_with_newline {
                 return Verdict::TornTail {
                     line: number,
@@ -268,8 +436,21 @@ pub fn verify_text(text: &str, anchor: Option<&str>) -> Verdict {
                 "`prev` is not the hash of the record before (a record was removed, inserted or moved)",
             );
         }
-        if digest(line_prev, body) != hash {
-            return broken("the hash does not match the record (the record was changed)");
+        match (field, key) {
+            ("hmac", None) => return Verdict::NeedsKey,
+            ("hash", Some(_)) => {
+                return broken(
+                    "a plain `hash` link in a keyed log (the record was re-hashed without the key)",
+                );
+            }
+            _ => {}
+        }
+        if digest(line_prev, body, key) != hash {
+            return broken(if key.is_some() {
+                "the MAC does not match the record (changed, or re-hashed without the key)"
+            } else {
+                "the hash does not match the record (the record was changed)"
+            });
         }
         if serde_json::from_str::<Value>(line).is_err() {
             return broken("not valid JSON");
@@ -289,14 +470,33 @@ pub fn verify_text(text: &str, anchor: Option<&str>) -> Verdict {
 
 /// `flapi audit verify FILE`.
 pub fn verify_file(path: &Path) -> std::io::Result<Verdict> {
+    verify_file_keyed(path, None)
+}
+
+/// `flapi audit verify FILE` with `FLAPI_AUDIT_KEY` set.
+pub fn verify_file_keyed(path: &Path, key: Option<&ChainKey>) -> std::io::Result<Verdict> {
     let text = std::fs::read_to_string(path)?;
-    Ok(verify_text(&text, None))
+    Ok(verify_text_keyed(&text, None, key))
+}
+
+/// Whether a log holds a record whose link is `hash` (a checkpoint the
+/// server logged): a log cut before it fails this.
+pub fn contains_link(path: &Path, hash: &str) -> std::io::Result<bool> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .any(|l| split_line(l).is_some_and(|(_, _, h)| h == hash)))
 }
 
 /// The last hash of an existing log (to continue its chain), or GENESIS;
 /// and where a torn final line (a crash mid-write: its response was never
 /// sent) starts, if there is one.
 fn last_hash(path: &Path) -> (String, Option<u64>) {
+    // Only a regular file holds a previous chain (a device such as
+    // /dev/full reads as endless zeros).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return (GENESIS.to_string(), None);
+    }
     let Ok(text) = std::fs::read(path) else {
         return (GENESIS.to_string(), None);
     };
@@ -307,10 +507,7 @@ fn last_hash(path: &Path) -> (String, Option<u64>) {
     let torn = (complete < text.len()).then_some(complete as u64);
     let hash = String::from_utf8_lossy(&text[..complete])
         .lines()
-        .filter_map(|l| {
-            l.rsplit_once(",\"hash\":\"")
-                .and_then(|(_, t)| t.strip_suffix("\"}").map(str::to_string))
-        })
+        .filter_map(|l| split_line(l).map(|(_, _, hash)| hash.to_string()))
         .next_back()
         .unwrap_or_else(|| GENESIS.to_string());
     (hash, torn)
@@ -335,6 +532,9 @@ pub struct FileSink {
     fsync: Fsync,
     last_sync: Instant,
     prev: String,
+    key: Option<ChainKey>,
+    /// Rotated files kept (the oldest go first); 0: all.
+    max_files: u32,
 }
 
 impl FileSink {
@@ -359,7 +559,21 @@ impl FileSink {
             fsync,
             last_sync: Instant::now(),
             prev,
+            key: None,
+            max_files: 0,
         })
+    }
+
+    /// Links records with an HMAC under `key`.
+    pub fn keyed(mut self, key: Option<ChainKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Keeps at most `max_files` rotated files (0: all).
+    pub fn retaining(mut self, max_files: u32) -> Self {
+        self.max_files = max_files;
+        self
     }
 
     /// Writes one record; returns only once it is written (and synced
@@ -371,7 +585,7 @@ impl FileSink {
 
     /// Appends one record without syncing (see [`FileSink::sync_by_policy`]).
     pub fn append(&mut self, record: &Record) -> std::io::Result<()> {
-        let (line, hash) = chain(record, &self.prev);
+        let (line, hash) = chain_keyed(record, &self.prev, self.key.as_ref());
         if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 + 1 > self.max_bytes
         {
             self.rotate()?;
@@ -397,25 +611,87 @@ impl FileSink {
         Ok(())
     }
 
-    /// `audit.jsonl` → `audit.jsonl.1` (older ones shift up); the new file
-    /// continues the chain from the old file's last hash.
+    /// The rotated files `audit.jsonl.N`, by number (oldest first).
+    fn rotated(&self) -> Vec<(u64, PathBuf)> {
+        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
+            return Vec::new();
+        };
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let prefix = format!("{name}.");
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name().into_string().ok()?;
+                let n = file.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+                Some((n, entry.path()))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// `audit.jsonl` → `audit.jsonl.N`, N one above the newest rotated
+    /// file (no older file is renamed); the new file continues the chain
+    /// from the old file's last hash. Beyond `max_files` rotated files the
+    /// oldest are deleted.
     fn rotate(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
-        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
-        let mut n = 1;
-        while numbered(n).exists() {
-            n += 1;
-        }
-        for i in (1..n).rev() {
-            std::fs::rename(numbered(i), numbered(i + 1))?;
-        }
-        std::fs::rename(&self.path, numbered(1))?;
+        let next = self.rotated().last().map_or(1, |(n, _)| n + 1);
+        std::fs::rename(&self.path, format!("{}.{next}", self.path.display()))?;
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
         self.size = 0;
+        if self.max_files > 0 {
+            let rotated = self.rotated();
+            let excess = rotated.len().saturating_sub(self.max_files as usize);
+            for (_, old) in &rotated[..excess] {
+                if let Err(error) = std::fs::remove_file(old) {
+                    tracing::warn!(file = %old.display(), %error, "an old audit file could not be deleted");
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// Checkpoints in the server's own log (not the audit log): every
+/// minute with records written, and when the writer stops, the number of
+/// records and the chain's head. A log cut after a checkpoint fails
+/// `flapi audit verify FILE --expect HASH` with that hash; a keyed chain
+/// cannot be re-hashed to hide it.
+struct Checkpoint {
+    records: u64,
+    since: u64,
+    last: Instant,
+}
+
+/// How often a checkpoint is logged while records are written.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
+impl Checkpoint {
+    fn new() -> Self {
+        Checkpoint {
+            records: 0,
+            since: 0,
+            last: Instant::now(),
+        }
+    }
+
+    fn written(&mut self, n: usize, head: &str, last: bool) {
+        self.records += n as u64;
+        self.since += n as u64;
+        if (self.since > 0 && self.last.elapsed() >= CHECKPOINT_EVERY) || last {
+            tracing::info!(records = self.records, head, "audit checkpoint");
+            self.since = 0;
+            self.last = Instant::now();
+        }
     }
 }
 
@@ -426,15 +702,15 @@ pub struct Unavailable;
 
 enum Sink {
     File(FileSink),
-    Stdout,
+    Stdout(Option<ChainKey>),
 }
 
 impl Sink {
     fn append(&mut self, record: &Record, prev: &mut String) -> std::io::Result<()> {
         match self {
             Sink::File(file) => file.append(record),
-            Sink::Stdout => {
-                let (line, hash) = chain(record, prev);
+            Sink::Stdout(key) => {
+                let (line, hash) = chain_keyed(record, prev, key.as_ref());
                 let mut out = std::io::stdout().lock();
                 out.write_all(line.as_bytes())?;
                 out.write_all(b"\n")?;
@@ -444,10 +720,18 @@ impl Sink {
         }
     }
 
+    /// The link of the last record written (the chain's head).
+    fn head<'a>(&'a self, prev: &'a str) -> &'a str {
+        match self {
+            Sink::File(file) => &file.prev,
+            Sink::Stdout(_) => prev,
+        }
+    }
+
     fn commit(&mut self) -> std::io::Result<()> {
         match self {
             Sink::File(file) => file.sync_by_policy(),
-            Sink::Stdout => std::io::stdout().lock().flush(),
+            Sink::Stdout(_) => std::io::stdout().lock().flush(),
         }
     }
 }
@@ -459,8 +743,11 @@ pub enum SinkConfig {
         path: PathBuf,
         max_bytes: u64,
         fsync: Fsync,
+        /// Rotated files kept; 0: all.
+        max_files: u32,
+        key: Option<ChainKey>,
     },
-    Stdout,
+    Stdout(Option<ChainKey>),
 }
 
 type Job = (Record, tokio::sync::oneshot::Sender<bool>);
@@ -503,8 +790,11 @@ impl Auditor {
                         path,
                         max_bytes,
                         fsync,
-                    } => FileSink::open(path, *max_bytes, *fsync).map(Sink::File),
-                    SinkConfig::Stdout => Ok(Sink::Stdout),
+                        max_files,
+                        key,
+                    } => FileSink::open(path, *max_bytes, *fsync)
+                        .map(|f| Sink::File(f.keyed(key.clone()).retaining(*max_files))),
+                    SinkConfig::Stdout(key) => Ok(Sink::Stdout(key.clone())),
                 }
             }
         };
@@ -529,6 +819,7 @@ impl Auditor {
         let spawned = std::thread::Builder::new()
             .name("flapi-audit".into())
             .spawn(move || {
+                let mut checkpoint = Checkpoint::new();
                 while let Ok(first) = receiver.recv() {
                     // Group commit: everything waiting shares one sync.
                     let mut batch = vec![first];
@@ -559,9 +850,15 @@ impl Auditor {
                     if ok && !health.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         tracing::warn!("audit log writable again");
                     }
+                    if ok && let Some(sink) = &sink {
+                        checkpoint.written(batch.len(), sink.head(&prev), false);
+                    }
                     for (_, done) in batch {
                         let _ = done.send(ok);
                     }
+                }
+                if let Some(sink) = &sink {
+                    checkpoint.written(0, sink.head(&prev), true);
                 }
             });
         if let Err(error) = spawned {
@@ -605,7 +902,7 @@ impl Auditor {
         );
         let mut value = arguments();
         redact(&mut value, &names);
-        value
+        cap(value)
     }
 
     /// Writes a record and waits until it is durable. `Err` means the
@@ -638,6 +935,7 @@ mod tests {
             ts: format!("2026-11-24T10:00:0{n}Z"),
             request_id: format!("r{n}"),
             principal: Some("alice".into()),
+            auth: Some("basic"),
             roles: vec!["viewer".into()],
             transport: "rest",
             method: "GET".into(),
@@ -709,6 +1007,59 @@ mod tests {
     }
 
     #[test]
+    fn secret_names_are_matched_by_their_parts() {
+        for name in [
+            "authToken",
+            "api_token",
+            "access_key",
+            "secret_key",
+            "x-api-key",
+            "passphrase",
+            "AWS_SECRET_ACCESS_KEY",
+            "clientSecret",
+            "refresh-token",
+            "db.password",
+            "X-Auth-Token",
+            "sessionId",
+            "privateKey",
+            "apiKey",
+            "APIKEY",
+            "auth",
+            "user_pin",
+        ] {
+            assert!(secret_name(name), "{name}");
+        }
+        for name in [
+            "author",
+            "authority",
+            "customer_id",
+            "keyword",
+            "monkey",
+            "segment",
+            "passenger",
+            "spinner",
+            "primary_key",
+            "sort_key",
+            "tokenizer",
+        ] {
+            assert!(!secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn large_arguments_are_cut_with_a_hash_of_the_whole() {
+        let small = json!({"q": "x".repeat(100)});
+        assert_eq!(cap(small.clone()), small);
+        let big = json!({"q": "é".repeat(5000)});
+        let text = big.to_string();
+        let capped = cap(big);
+        assert_eq!(capped["bytes"], text.len());
+        assert_eq!(capped["sha256"], hex(&Sha256::digest(text.as_bytes())));
+        let cut = capped["truncated"].as_str().expect("text");
+        assert!(cut.len() <= MAX_RECORDED_ARGUMENT_BYTES && text.starts_with(cut));
+    }
+
+    #[test]
     fn secrets_are_redacted_by_name_nested_and_by_value() {
         let mut args = json!({
             "id": 7,
@@ -752,8 +1103,9 @@ mod tests {
         let mut sink =
             FileSink::open(&path, 1200, Fsync::Interval(Duration::from_secs(1))).expect("reopen");
         sink.write(&record(9)).expect("write");
+        let newest = sink.rotated().last().expect("a rotated file").1.clone();
         drop(sink);
-        let rotated = std::fs::read_to_string(dir.join("audit.jsonl.1")).expect("rotated file");
+        let rotated = std::fs::read_to_string(newest).expect("rotated file");
         let current = std::fs::read_to_string(&path).expect("current file");
         let Verdict::Ok { last_hash, .. } = verify_text(&rotated, None) else {
             panic!("rotated file does not verify");
@@ -785,7 +1137,80 @@ mod tests {
             path: path.to_path_buf(),
             max_bytes: 0,
             fsync: Fsync::Always,
+            max_files: 0,
+            key: None,
         }
+    }
+
+    #[test]
+    fn rotation_renames_only_the_current_file_and_keeps_max_files() {
+        let dir = scratch("retention");
+        let path = dir.join("audit.jsonl");
+        let mut sink = FileSink::open(&path, 600, Fsync::Always).expect("open");
+        sink.write(&record(0)).expect("write");
+        sink.write(&record(1)).expect("write");
+        let first = std::fs::read_to_string(dir.join("audit.jsonl.1")).expect("first rotation");
+        for i in 2..8 {
+            sink.write(&record(i)).expect("write");
+        }
+        // The oldest rotated file is never renamed again.
+        assert_eq!(
+            std::fs::read_to_string(dir.join("audit.jsonl.1")).expect("still .1"),
+            first
+        );
+        let numbers: Vec<u64> = sink.rotated().iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+        drop(sink);
+        // With `max-files: 2` only the two newest rotated files stay, and
+        // the chain still continues from one file into the next.
+        let mut sink = FileSink::open(&path, 600, Fsync::Always)
+            .expect("reopen")
+            .retaining(2);
+        for i in 8..14 {
+            sink.write(&record(i)).expect("write");
+        }
+        let kept = sink.rotated();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept[0].0 > numbers.len() as u64);
+        let older = std::fs::read_to_string(&kept[0].1).expect("older");
+        let newer = std::fs::read_to_string(&kept[1].1).expect("newer");
+        let Verdict::Ok { last_hash, .. } = verify_text(&older, None) else {
+            panic!("older does not verify");
+        };
+        match verify_text(&newer, None) {
+            Verdict::Ok { first_prev, .. } => assert_eq!(first_prev, last_hash),
+            other => panic!("newer: {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A full disk (`/dev/full` answers every write with ENOSPC): closed,
+    /// nothing is served and every refused request retries the write;
+    /// open, calls are served and their records are lost (logged).
+    #[test]
+    fn a_full_disk_refuses_when_closed_and_serves_when_open() {
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            panic!("/dev/full is needed for this test");
+        }
+        let closed = Auditor::start(file(full), false, &[], "p");
+        assert!(!closed.admits());
+        assert!(block_on(closed.record(record(1))).is_err());
+        assert!(!closed.admits());
+        let open = Auditor::start(file(full), true, &[], "p");
+        assert!(open.admits());
+        assert!(block_on(open.record(record(1))).is_ok());
+        // Once space is back (here: a writable path), the next record
+        // succeeds and the server admits calls again.
+        let dir = scratch("recovers");
+        let blocked = dir.join("audit.jsonl");
+        std::fs::create_dir_all(&blocked).expect("a directory in the way");
+        let recovering = Auditor::start(file(&blocked), false, &[], "p");
+        assert!(!recovering.admits());
+        std::fs::remove_dir_all(&blocked).expect("free the path");
+        assert!(block_on(recovering.record(record(2))).is_ok());
+        assert!(recovering.admits());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

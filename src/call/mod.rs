@@ -305,7 +305,11 @@ impl Pipeline {
         if let Credentials::Verified(Some(principal)) = &call.credentials {
             self.note_caller(&mut record, principal);
         }
-        record.arguments = self.audit.arguments(|| call.arguments.recorded(), endpoint);
+        // Arguments are recorded for items that exist only: a name nobody
+        // serves gets no room in the log for what a caller sends with it.
+        if endpoint.is_some() {
+            record.arguments = self.audit.arguments(|| call.arguments.recorded(), endpoint);
+        }
         if !self.audit.admits() {
             record.decision = decision::UNAVAILABLE;
             record.status = 503;
@@ -406,6 +410,7 @@ impl Pipeline {
 
     fn note_caller(&self, record: &mut Record, principal: &Principal) {
         record.principal = Some(principal.subject.clone());
+        record.auth = Some(principal.kind.as_str());
         record.roles = role_names(self.project.auth.roles, principal.roles)
             .into_iter()
             .map(str::to_string)

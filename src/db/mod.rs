@@ -127,6 +127,8 @@ pub enum StartupError {
     Masking(#[from] masking::MaskingError),
     #[error("reading DuckDB's catalog: {0}")]
     Catalog(String),
+    #[error("audit log: {0}")]
+    Audit(String),
 }
 
 /// Runtime choices that are not in the project (CLI flags, environment).

@@ -129,6 +129,7 @@ pub async fn gate(
             );
             record.status = 404;
             record.principal = Some(principal.subject.clone());
+            record.auth = Some(principal.kind.as_str());
             return gate.refusal(record, started, response).await;
         }
     }

@@ -373,6 +373,7 @@ impl FlapiMcp {
             && let Some(principal) = caller(context)
         {
             record.principal = Some(principal.subject.clone());
+            record.auth = Some(principal.kind.as_str());
             record.roles = role_names(self.state.pipeline.project.auth.roles, principal.roles)
                 .into_iter()
                 .map(str::to_string)

@@ -121,6 +121,8 @@ pub struct AuditDef {
     pub fsync_interval_ms: u64,
     /// Rotate above this size; 0: never.
     pub max_file_bytes: u64,
+    /// Rotated files kept (the oldest are deleted); 0: all.
+    pub max_files: u32,
     /// Serve when a record cannot be written (default: refuse with 503).
     pub fail_open: bool,
     /// Argument names redacted besides the built-in secret names.

@@ -3128,6 +3128,7 @@ pending orders that need attention.
             fsync_always: true,
             fsync_interval_ms: 1000u64,
             max_file_bytes: 104857600u64,
+            max_files: 0u32,
             fail_open: false,
             redact_arguments: &[],
         }),

@@ -963,6 +963,7 @@ fn emit_policy(policy: &Policy) -> TokenStream {
         let fsync_always = a.fsync_always;
         let interval = a.fsync_interval_ms;
         let max_bytes = a.max_file_bytes;
+        let max_files = a.max_files;
         let fail_open = a.fail_open;
         let names = &a.redact_arguments;
         quote!(::flapi::runtime::AuditDef {
@@ -970,6 +971,7 @@ fn emit_policy(policy: &Policy) -> TokenStream {
             fsync_always: #fsync_always,
             fsync_interval_ms: #interval,
             max_file_bytes: #max_bytes,
+            max_files: #max_files,
             fail_open: #fail_open,
             redact_arguments: &[#(#names),*],
         })

@@ -17,6 +17,7 @@ pub struct RawAudit {
     pub fsync: Option<Sp<String>>,
     pub fsync_interval_ms: Option<Sp<i64>>,
     pub max_file_bytes: Option<Sp<i64>>,
+    pub max_files: Option<Sp<i64>>,
     pub on_failure: Option<Sp<String>>,
     pub redact_arguments: Vec<Sp<String>>,
 }
@@ -45,6 +46,7 @@ const AUDIT_KEYS: &[&str] = &[
     "fsync",
     "fsync-interval-ms",
     "max-file-bytes",
+    "max-files",
     "on-failure",
     "redact-arguments",
 ];
@@ -59,6 +61,7 @@ pub(crate) fn load_audit(node: &Node, diags: &mut Diagnostics) -> Option<RawAudi
         fsync: opt(&mut map, "fsync", diags, expect_str),
         fsync_interval_ms: opt(&mut map, "fsync-interval-ms", diags, expect_int),
         max_file_bytes: opt(&mut map, "max-file-bytes", diags, expect_int),
+        max_files: opt(&mut map, "max-files", diags, expect_int),
         on_failure: opt(&mut map, "on-failure", diags, expect_str),
         redact_arguments: Vec::new(),
     };

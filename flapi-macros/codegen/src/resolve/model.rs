@@ -467,6 +467,8 @@ pub struct AuditSettings {
     pub fsync_interval_ms: u64,
     /// Rotate the file above this size (0: never).
     pub max_file_bytes: u64,
+    /// Rotated files kept (the oldest are deleted); 0: all.
+    pub max_files: u32,
     /// Serve even when a record cannot be written (default: 503).
     pub fail_open: bool,
     /// Argument names redacted besides the built-in secret names.

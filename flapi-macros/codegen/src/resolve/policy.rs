@@ -107,6 +107,7 @@ fn resolve_audit(raw: &RawAudit, diags: &mut Diagnostics) -> Option<AuditSetting
         100 * 1024 * 1024,
         diags,
     );
+    let max_files = bounded(&raw.max_files, "audit.max-files", 0, 100_000, 0, diags) as u32;
     let fail_open = choice(
         &raw.on_failure,
         "audit.on-failure",
@@ -120,6 +121,7 @@ fn resolve_audit(raw: &RawAudit, diags: &mut Diagnostics) -> Option<AuditSetting
         fsync_always,
         fsync_interval_ms,
         max_file_bytes,
+        max_files,
         fail_open,
         redact_arguments: raw
             .redact_arguments
