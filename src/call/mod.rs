@@ -574,8 +574,9 @@ impl Pipeline {
                     && watched.would_change(result.rows, !watched.would_redact.is_empty())
                 {
                     progress.decision = decision::WOULD_DENY;
-                    record.redacted_columns =
-                        watched.would_redact.iter().map(|c| c.to_string()).collect();
+                    record
+                        .redacted_columns
+                        .extend(watched.would_redact.iter().map(|c| c.to_string()));
                 }
             }
             Outcome::Sample(_) => record.rows = Some(0),

@@ -69,11 +69,13 @@ impl Shape {
             (a, b) => a.or(b),
         };
         if endpoint.shadow {
+            // Masking is enforced in shadow mode too: no setting serves a
+            // redacted column in the clear to a caller without its role.
             Shape {
                 max_rows: transport_cap,
-                redact: Vec::new(),
+                redact: masked,
                 would_max_rows: shaping.max_rows,
-                would_redact: masked,
+                would_redact: Vec::new(),
                 sample: shaping.sample,
             }
         } else {

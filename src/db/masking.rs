@@ -76,7 +76,12 @@ impl Masking {
             .iter()
             .enumerate()
             .filter(|(_, r)| columns.iter().any(|c| c.eq_ignore_ascii_case(r.column)))
-            .fold(0u32, |bits, (i, _)| bits | 1 << i);
+            .try_fold(0u32, |bits, (i, _)| {
+                Some(bits | 1u32.checked_shl(i as u32)?)
+            });
+        // More columns than bits (the build refuses them): no masked text,
+        // so the call fails closed rather than picking another text.
+        let bits = bits?;
         if bits == 0 {
             return None;
         }

@@ -47,6 +47,12 @@ pub struct Parsed {
     /// Names defined by a `WITH` anywhere in the statement, lower case.
     pub cte_names: BTreeSet<String>,
     pub parameters: usize,
+    /// Operators called (`+`, `||`, `OPERATOR(schema.op)`), lower case:
+    /// checked against init SQL's macros, which may carry operator names.
+    pub operators: BTreeSet<String>,
+    /// `SUMMARIZE` / `DESCRIBE` / `SHOW` table references: DuckDB builds
+    /// their inner query itself, from a name.
+    pub show_refs: usize,
 }
 
 /// DuckDB's parse of `sql`: exactly one SELECT, or why not.
@@ -93,15 +99,19 @@ fn walk(node: &Value, out: &mut Parsed) {
     match node {
         Value::Object(map) => {
             match (text(map, "class"), text(map, "type")) {
-                ("FUNCTION", _)
-                    if map.get("is_operator").and_then(Value::as_bool) != Some(true) =>
-                {
+                // Window functions (`row_number() OVER …`) are calls too.
+                ("FUNCTION" | "WINDOW", _) => {
                     let name = text(map, "function_name").to_ascii_lowercase();
                     if !text(map, "schema").is_empty() || !text(map, "catalog").is_empty() {
                         out.qualified_functions.insert(name.clone());
                     }
-                    out.functions.insert(name);
+                    if map.get("is_operator").and_then(Value::as_bool) == Some(true) {
+                        out.operators.insert(name);
+                    } else {
+                        out.functions.insert(name);
+                    }
                 }
+                (_, "SHOW_REF") => out.show_refs += 1,
                 ("PARAMETER", _) => out.parameters += 1,
                 (_, "BASE_TABLE") => out.tables.push(TableRef {
                     catalog: text(map, "catalog_name").to_string(),
@@ -184,6 +194,16 @@ pub fn check(connection: &Connection, sql: &str, expect: Expect<'_>) -> Result<P
         return Err(format!(
             "function `{name}` is schema-qualified; flapi checks functions by their plain name only"
         ));
+    }
+    if let Some(name) = parsed.operators.iter().find(|o| expect.macros.contains(*o)) {
+        return Err(format!(
+            "operator `{name}` is a macro from init SQL; operators must be DuckDB's own"
+        ));
+    }
+    if expect.masked && parsed.show_refs > 0 {
+        return Err(
+            "SUMMARIZE, DESCRIBE and SHOW are not allowed in an endpoint with redaction: DuckDB builds their query from a name flapi cannot mask".into(),
+        );
     }
     let listed = |name: &str| {
         expect

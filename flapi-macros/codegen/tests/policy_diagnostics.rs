@@ -196,3 +196,43 @@ fn shadow_mode_warns_and_dry_run_public_needs_auth_off() {
         "{open:#?}"
     );
 }
+
+#[test]
+fn more_redacted_columns_than_masked_texts_can_cover_fail_the_build() {
+    let columns: Vec<String> = (0..17).map(|i| format!("c{i}")).collect();
+    let select = columns
+        .iter()
+        .map(|c| format!("1 AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let list = |n: usize| {
+        format!(
+            "response:\n  redact-columns: [{}]\n",
+            columns[..n].join(", ")
+        )
+    };
+    let with = |n: usize| {
+        diagnose(&[
+            ("flapi.yaml", CONFIG),
+            ("sqls/a.yaml", &endpoint(&list(n))),
+            ("sqls/a.sql", &format!("SELECT {select}")),
+        ])
+    };
+    assert!(with(16).is_empty(), "{:#?}", with(16));
+    let d = with(17);
+    let errors: Vec<_> = d.iter().filter(|d| d.severity == Severity::Error).collect();
+    assert_eq!(errors.len(), 1, "{d:#?}");
+    assert!(errors[0].message.contains("more than 16"), "{d:#?}");
+    // At the 17th entry of the list: `c16`.
+    let yaml = list(17);
+    let col = yaml
+        .lines()
+        .nth(1)
+        .and_then(|l| l.find("c16"))
+        .expect("c16") as u64
+        + 1;
+    assert_eq!(
+        (errors[0].location.line, errors[0].location.column),
+        (5, col)
+    );
+}

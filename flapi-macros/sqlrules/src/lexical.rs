@@ -10,7 +10,10 @@
 //! - nested block comments: DuckDB nests `/* /* */ */`, the build ends the
 //!   comment at the first `*/`;
 //! - `U&'…'` and `U&"…"` escapes: another string and identifier syntax;
-//! - a backslash-escaped quote or a NUL character anywhere.
+//! - a backslash-escaped quote or a NUL character anywhere;
+//! - a carriage return not followed by a line feed: DuckDB ends a `--`
+//!   comment there, the build's parser runs it to the line feed, so what
+//!   follows would be SQL to one and a comment to the other.
 //!
 //! DuckDB checks the same at start-up (`flapi::sqlguard`, with this same scanner), so the two
 //! verdicts agree.
@@ -43,6 +46,11 @@ const UNICODE: (&str, &str) = (
 const NUL: (&str, &str) = (
     "a NUL character in the SQL",
     "remove it; SQL text never needs one",
+);
+
+const BARE_CR: (&str, &str) = (
+    "a carriage return without a line feed: DuckDB ends a `--` comment there, the build's parser does not, so they would disagree about what is SQL",
+    "save the file with LF (or CRLF) line endings",
 );
 
 fn refusal(offset: usize, (message, hint): (&'static str, &'static str)) -> Refusal {
@@ -78,6 +86,9 @@ pub fn scan(sql: &str) -> Vec<Refusal> {
         let next = at(i + 1);
         if c == '\0' {
             found.push(refusal(offset, NUL));
+        }
+        if c == '\r' && next != Some('\n') {
+            found.push(refusal(offset, BARE_CR));
         }
         match state {
             State::Normal => {
@@ -193,6 +204,12 @@ mod tests {
         assert_eq!(offsets("SELECT U&'\\0061'"), vec![7]);
         assert_eq!(offsets("SELECT u&\"x\""), vec![7]);
         assert_eq!(offsets("SELECT 1\0"), vec![8]);
+        // A comment DuckDB ends at a bare CR, the build at the LF.
+        assert_eq!(
+            offsets("SELECT a FROM t --\rUNION SELECT b FROM u"),
+            vec![18]
+        );
+        assert_eq!(offsets("SELECT 1\r"), vec![8]);
     }
 
     #[test]
@@ -206,6 +223,7 @@ mod tests {
             "SELECT {{ params.e }}'x' FROM t",
             "SELECT $1, $2",
             "SELECT a & b FROM t WHERE u & 1 = 1",
+            "SELECT a -- comment\r\nFROM t\r\n",
         ] {
             assert!(scan(sql).is_empty(), "{sql}: {:?}", scan(sql));
         }

@@ -251,6 +251,10 @@ pub fn resolve_endpoint(
     }
 }
 
+/// The server prepares and proves one masked text per combination of
+/// masked columns (a bit each): at most this many columns.
+pub const MAX_REDACT_COLUMNS: usize = 16;
+
 fn resolve_response(
     raw: &RawResponse,
     endpoint: &mut Endpoint,
@@ -311,6 +315,15 @@ fn resolve_response(
                 )
             })
             .unwrap_or(default_unmask);
+        if redact.len() == MAX_REDACT_COLUMNS {
+            diags.error(
+                &entry.column.loc,
+                "response.redact-columns",
+                format!("more than {MAX_REDACT_COLUMNS} redacted columns"),
+                Some("the server proves one masked text per combination of masked columns; split the endpoint, or select fewer sensitive columns".into()),
+            );
+            break;
+        }
         redact.push(Redaction { column, unmask });
     }
     if let Some(first) = raw.redact_columns.first()
