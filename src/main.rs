@@ -326,6 +326,24 @@ fn run(args: ServeArgs) -> ExitCode {
             options.pool_size = n as usize;
         }
         options.audit_file = args.audit_file;
+        // TLS files on the command line are relative to where the server
+        // was started (data, database and audit paths to the project
+        // folder, as before); then the project folder becomes the working
+        // directory, so DuckDB resolves relative data paths there and
+        // nowhere else (a `data/` in the launch folder is never read).
+        let launch = std::env::current_dir().unwrap_or_default();
+        options.base_dir = launch.join(&options.base_dir);
+        let tls_cli = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some((launch.join(cert), launch.join(key))),
+            _ => None,
+        };
+        if let Err(e) = std::env::set_current_dir(&options.base_dir) {
+            eprintln!(
+                "error: cannot enter the project folder {}: {e}",
+                options.base_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
         let options_base = options.base_dir.clone();
         let app = match tokio::task::spawn_blocking(move || app(&PROJECT, &options)).await {
             Ok(Ok(app)) => app,
@@ -344,9 +362,9 @@ fn run(args: ServeArgs) -> ExitCode {
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let port = args.port.or(PROJECT.http_port).unwrap_or(8080);
         let addr = SocketAddr::new(host, port);
-        let tls = match (args.tls_cert, args.tls_key, PROJECT.edge.tls) {
-            (Some(cert), Some(key), _) => Some((cert, key)),
-            (_, _, Some((cert, key))) => Some((options_base.join(cert), options_base.join(key))),
+        let tls = match (tls_cli, PROJECT.edge.tls) {
+            (Some(files), _) => Some(files),
+            (None, Some((cert, key))) => Some((options_base.join(cert), options_base.join(key))),
             _ => None,
         };
         let listener = match std::net::TcpListener::bind(addr) {

@@ -284,7 +284,10 @@ impl Database {
         }
         .map_err(open_err)?;
 
-        let base = options.base_dir.display().to_string();
+        // One absolute base for every relative path DuckDB resolves, so
+        // nothing depends on the process's working directory.
+        let base_dir = canonical(&options.base_dir);
+        let base = base_dir.display().to_string();
         first
             .execute_batch(&format!("SET file_search_path = {}", sql_literal(&base)))
             .map_err(|e| StartupError::Sandbox {
@@ -302,7 +305,7 @@ impl Database {
         // Masked projections are created before the sandbox locks the
         // configuration; every masked text is proven on the way.
         let masking = masking::prepare(&first, project)?;
-        apply_sandbox(&first, project, &options.base_dir)?;
+        apply_sandbox(&first, project, &base_dir, db_path.as_deref())?;
 
         // DuckDB's parser checks every text before any is prepared:
         // `prepare` would run all but the last statement of a string.
@@ -503,6 +506,19 @@ fn with_slash(dir: &str) -> String {
     }
 }
 
+/// `path` made absolute (against the working directory once, at
+/// start-up) and canonical when it exists.
+fn canonical(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    absolute.canonicalize().unwrap_or(absolute)
+}
+
 fn absolute(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
@@ -518,21 +534,35 @@ fn apply_sandbox(
     connection: &Connection,
     project: &ProjectDef,
     base: &Path,
+    db_path: Option<&Path>,
 ) -> Result<(), StartupError> {
-    // Each folder is allowed in absolute form and, when the project names
-    // it relatively, in that form too: DuckDB checks the path as written
-    // (`data/x.csv`, resolved through `file_search_path`) and rejects `..`.
+    // Each folder is allowed by its canonical absolute path and, when the
+    // project names it relatively, as written too: DuckDB checks the path
+    // as the SQL writes it (`data/x.csv`) and rejects `..`. A relative
+    // path is looked up in the working directory before
+    // `file_search_path`, so the `flapi` binary runs with the project
+    // folder as its working directory (`main.rs`): nothing depends on the
+    // folder it was started from.
     let mut dirs: Vec<String> = Vec::new();
     for dir in project.duckdb.allowed_directories {
-        let path = absolute(base, Path::new(dir));
-        let path = path.canonicalize().unwrap_or(path);
+        let path = canonical(&absolute(base, Path::new(dir)));
         dirs.push(with_slash(&path.display().to_string()));
         if Path::new(dir).is_relative() {
             dirs.push(with_slash(dir.trim_start_matches("./")));
         }
     }
     let dirs: Vec<String> = dirs.iter().map(|d| sql_literal(d)).collect();
+    // Spill files go where the server says, never to `.tmp` in the
+    // working directory (DuckDB's default for an in-memory database).
+    let temp = match db_path {
+        Some(path) => PathBuf::from(format!("{}.tmp", path.display())),
+        None => std::env::temp_dir().join(format!("flapi-{}-spill", std::process::id())),
+    };
     let settings = [
+        (
+            "temp_directory",
+            format!("SET temp_directory = {}", sql_literal(&temp.display().to_string())),
+        ),
         (
             "allowed_directories",
             format!("SET allowed_directories = [{}]", dirs.join(", ")),
