@@ -25,7 +25,15 @@ fn data_paths_resolve_in_the_project_folder_and_a_public_host_is_warned() {
     .expect("planted orders");
     let audit = cwd.join("audit.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_flapi"))
-        .args(["--host", "0.0.0.0", "--port", "0", "--log-format", "text", "--audit-file"])
+        .args([
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--log-format",
+            "text",
+            "--audit-file",
+        ])
         .arg(&audit)
         .current_dir(&cwd)
         .stdout(Stdio::null())
@@ -68,9 +76,15 @@ fn data_paths_resolve_in_the_project_folder_and_a_public_host_is_warned() {
     let _ = std::fs::remove_dir_all(&cwd);
     assert!(warned, "no exposure warning in: {seen:#?}");
     let body = reply.expect("customer 1");
-    assert!(!body.contains("PLANTED"), "read the launch folder's data: {body}");
-    let expected = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/project/data/customers.csv"))
-        .expect("project data");
+    assert!(
+        !body.contains("PLANTED"),
+        "read the launch folder's data: {body}"
+    );
+    let expected = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/project/data/customers.csv"
+    ))
+    .expect("project data");
     let name = expected
         .lines()
         .nth(1)

@@ -561,7 +561,10 @@ fn apply_sandbox(
     let settings = [
         (
             "temp_directory",
-            format!("SET temp_directory = {}", sql_literal(&temp.display().to_string())),
+            format!(
+                "SET temp_directory = {}",
+                sql_literal(&temp.display().to_string())
+            ),
         ),
         (
             "allowed_directories",

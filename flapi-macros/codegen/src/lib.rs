@@ -78,17 +78,14 @@ pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Ve
         },
     };
 
-    let template_dir = dir.join(
-        raw_project
-            .template_path
-            .as_ref()
-            .map(|p| p.value.as_str())
-            .unwrap_or("sqls"),
-    );
+    let template_dir = match &raw_project.template_path {
+        Some(path) => load::paths::inside(&dir, &dir, path, "template.path", &mut diags),
+        None => Some(dir.join("sqls")),
+    };
     let mut endpoint_files = Vec::new();
-    if template_dir.is_dir() {
-        collect_yaml(&template_dir, &mut endpoint_files);
-    } else {
+    if let Some(template_dir) = template_dir.as_ref().filter(|d| d.is_dir()) {
+        collect_yaml(template_dir, &mut endpoint_files);
+    } else if let Some(template_dir) = &template_dir {
         let loc = raw_project
             .template_path
             .as_ref()
@@ -101,7 +98,7 @@ pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Ve
                 "template folder `{}` does not exist",
                 template_dir
                     .strip_prefix(&dir)
-                    .unwrap_or(&template_dir)
+                    .unwrap_or(template_dir)
                     .display()
             ),
             Some(

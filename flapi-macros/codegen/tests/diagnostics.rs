@@ -487,3 +487,89 @@ fn resource_with_a_required_field() {
     ]);
     assert_one(&d, "sqls/r.yaml", 2, 3, "request field `id` is required");
 }
+
+/// Files the build reads stay inside the project folder, by `..`, by an
+/// absolute path or by a link; the refusal never quotes the file.
+#[test]
+fn files_outside_the_project_folder_are_refused_unread() {
+    let outside = std::env::temp_dir().join(format!("flapi-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).expect("dir");
+    let secret = outside.join("secret.sql");
+    std::fs::write(&secret, "SELECT 'TOPSECRET-77' AS s").expect("write");
+    std::fs::write(
+        outside.join("k.pem"),
+        "-----BEGIN PUBLIC KEY-----\nTOPSECRET-77\n-----END PUBLIC KEY-----\n",
+    )
+    .expect("write");
+    std::fs::write(outside.join("i.md"), "TOPSECRET-77").expect("write");
+    let absolute = secret.display().to_string();
+    let cases: Vec<(String, String, String, &str)> = vec![
+        (
+            "project-name: f\nconnections: {main: {}}\n".into(),
+            "url-path: /a\ntemplate-source: ../../../../../../../../../..".to_string()
+                + &absolute
+                + "\n",
+            "template-source".into(),
+            "sqls/a.yaml",
+        ),
+        (
+            "project-name: f\nconnections: {main: {}}\n".into(),
+            format!("url-path: /a\ntemplate-source: {absolute}\n"),
+            "template-source".into(),
+            "sqls/a.yaml",
+        ),
+        (
+            format!(
+                "project-name: f\nconnections: {{main: {{}}}}\nmcp:\n  instructions-file: {}\n",
+                outside.join("i.md").display()
+            ),
+            "url-path: /a\ntemplate-source: a.sql\n".into(),
+            "mcp.instructions-file".into(),
+            "flapi.yaml",
+        ),
+        (
+            format!(
+                "project-name: f\nconnections: {{main: {{}}}}\nauth:\n  enabled: true\n  jwt:\n    audience: a\n    keys:\n      - kid: k\n        alg: RS256\n        pem-file: {}\naudit: {{path: a.jsonl}}\n",
+                outside.join("k.pem").display()
+            ),
+            "url-path: /a\ntemplate-source: a.sql\nallowed-roles: [r]\n".into(),
+            "auth.jwt.keys[0].pem-file".into(),
+            "flapi.yaml",
+        ),
+    ];
+    for (config, endpoint, key, file) in cases {
+        let dir = common::project(&[
+            ("flapi.yaml", config.as_str()),
+            ("roles.yaml", "roles:\n  r:\n    description: R.\n"),
+            ("sqls/a.yaml", endpoint.as_str()),
+            ("sqls/a.sql", "SELECT 1 AS one"),
+        ]);
+        let errors = match flapi_codegen::load(dir.path()) {
+            Ok(_) => panic!("{key}: builds"),
+            Err(d) => d,
+        };
+        let found = errors
+            .iter()
+            .find(|d| d.key_path == key && d.message.contains("outside the project folder"))
+            .unwrap_or_else(|| panic!("{key}: {errors:#?}"));
+        assert_eq!(found.location.file, std::path::Path::new(file), "{found}");
+        for d in &errors {
+            assert!(!d.to_string().contains("TOPSECRET"), "{d}");
+        }
+    }
+    // A link inside the project that points outside is refused too.
+    let dir = common::project(&[
+        ("flapi.yaml", "project-name: f\nconnections: {main: {}}\n"),
+        ("sqls/a.yaml", "url-path: /a\ntemplate-source: link.sql\n"),
+    ]);
+    std::os::unix::fs::symlink(&secret, dir.path().join("sqls/link.sql")).expect("symlink");
+    let errors = flapi_codegen::load(dir.path()).err().expect("refused");
+    assert!(
+        errors
+            .iter()
+            .any(|d| d.message.contains("outside the project folder")),
+        "{errors:#?}"
+    );
+    assert!(errors.iter().all(|d| !d.to_string().contains("TOPSECRET")));
+    let _ = std::fs::remove_dir_all(&outside);
+}

@@ -926,7 +926,14 @@ pub fn scan_project(
     diags: &mut Diagnostics,
 ) {
     let instructions_file = raw.mcp.instructions_file.as_ref().and_then(|f| {
-        let path = dir.join(&f.value);
+        // Refused (and reported) by the settings when outside the project.
+        let path = crate::load::paths::inside(
+            dir,
+            dir,
+            f,
+            "mcp.instructions-file",
+            &mut Diagnostics::new(),
+        )?;
         let text = std::fs::read_to_string(&path).ok()?;
         files_read.push(path.clone());
         Some((path, text))

@@ -19,12 +19,12 @@ fn shapes() -> &'static [(&'static str, Regex)] {
     SHAPES.get_or_init(|| {
         [
             ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-            ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+            ("an AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
             ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
             ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
             (
                 "a Stripe-style API key",
-                r"\b(sk|rk)_(live|test)_[A-Za-z0-9]{16,}\b",
+                r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b",
             ),
             ("an API key (`sk-…`)", r"\bsk-[A-Za-z0-9_-]{20,}"),
             (
@@ -33,12 +33,16 @@ fn shapes() -> &'static [(&'static str, Regex)] {
             ),
             (
                 "a password in a connection string",
-                r"(?i)\b(password|pwd)\s*=\s*[^\s'${};&]+",
+                r"(?i)\b(?:password|passwd|pwd|client_secret|clientsecret|secret|accountkey|account_key|sharedaccesskey|token|access_token|api_key|apikey)\s*=\s*[^\s'${};&]+",
+            ),
+            (
+                "a SAS token signature",
+                r"(?i)(?:\bsig=[A-Za-z0-9%+/=]{16,}|\bSharedAccessSignature=)",
             ),
             ("credentials in a URL", r"://[^/\s:@']+:[^/\s@'$]+@"),
             (
                 "a secret in a SQL option",
-                r"(?i)\b(password|secret|token|session_token)\s+'[^'$]{4,}'",
+                r"(?i)\b(?:password|passwd|pwd|secret|token|session_token|key_id|client_secret|account_key|connection_string|bearer_token|access_token|refresh_token|sas_token|private_key|api_key|service_account_key)\s+'([^'${]{4,})'",
             ),
         ]
         .into_iter()
@@ -80,8 +84,14 @@ fn first_of<'a>(
     shapes: impl Iterator<Item = &'a (&'static str, Regex)>,
     text: &str,
 ) -> Option<(usize, &'static str)> {
+    // A shape with a group is found where the group starts (the value,
+    // not the option name), so a more specific shape at the value wins.
     shapes
-        .filter_map(|(what, re)| re.find(text).map(|m| (m.start(), *what)))
+        .filter_map(|(what, re)| {
+            re.captures(text)
+                .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                .map(|m| (m.start(), *what))
+        })
         .min_by_key(|(at, _)| *at)
 }
 

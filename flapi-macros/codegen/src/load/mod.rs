@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod edge;
+pub mod paths;
 pub mod policy;
 pub mod yaml;
 

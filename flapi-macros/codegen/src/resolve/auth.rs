@@ -911,7 +911,15 @@ fn resolve_jwt(
         };
         let source = match (&key.pem_file, &key.pem_env) {
             (Some(file), None) => {
-                let path = dir.join(&file.value);
+                let Some(path) = crate::load::paths::inside(
+                    dir,
+                    dir,
+                    file,
+                    &format!("{}.pem-file", key.path),
+                    diags,
+                ) else {
+                    continue;
+                };
                 match std::fs::read_to_string(&path) {
                     Ok(pem) if pem.contains("-----BEGIN PUBLIC KEY-----") => {
                         files_read.push(path);

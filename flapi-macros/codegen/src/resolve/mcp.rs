@@ -49,13 +49,15 @@ pub fn resolve_settings(
         }
         (Some(text), None) => Some(text.value.clone()),
         (None, Some(file)) => {
-            let path = dir.join(&file.value);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
+            match crate::load::paths::inside(dir, dir, file, "mcp.instructions-file", diags)
+                .map(|path| (std::fs::read_to_string(&path), path))
+            {
+                None => None,
+                Some((Ok(text), path)) => {
                     files_read.push(path);
                     Some(text)
                 }
-                Err(_) => {
+                Some((Err(_), _)) => {
                     diags.error(
                         &file.loc,
                         "mcp.instructions-file",

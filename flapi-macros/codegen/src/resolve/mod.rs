@@ -763,7 +763,8 @@ fn resolve_endpoint(
         return None;
     };
     let base = raw.file.parent().unwrap_or(dir);
-    let sql_path = base.join(&template_source.value);
+    let sql_path =
+        crate::load::paths::inside(dir, base, template_source, "template-source", diags)?;
     let sql = match std::fs::read_to_string(&sql_path) {
         Ok(sql) => sql,
         Err(_) => {
