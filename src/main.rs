@@ -194,10 +194,8 @@ fn main() -> ExitCode {
                 }
                 if let Some(resource) = &e.resource {
                     let uri = format!("flapi://{}", resource.name);
-                    println!(
-                        "{:<8} {:<32} {:<24} {}",
-                        "RESOURCE", uri, mcp_access, e.source
-                    );
+                    let access = access_text(e.resource_access);
+                    println!("{:<8} {:<32} {:<24} {}", "RESOURCE", uri, access, e.source);
                 }
             }
             for p in PROJECT.prompts {

@@ -317,21 +317,28 @@ async fn mcp_role_matrix() {
                 "{caller}: tools/list {listed:?}, expected {expected:?}"
             ));
         }
+        // A tool the caller may not call answers exactly like one that
+        // does not exist (the name aside): no existence oracle.
+        let unknown = client
+            .call_tool(CallToolRequestParams::new("no_such_tool"))
+            .await
+            .expect_err("an unknown tool is an error");
+        let unknown = format!("{unknown:?}").replace("no_such_tool", "NAME");
         for (tool, _) in TOOLS {
-            let result = client
-                .call_tool(CallToolRequestParams::new(*tool))
-                .await
-                .expect("tools/call answers");
+            let result = client.call_tool(CallToolRequestParams::new(*tool)).await;
             let allowed = tool_allowed(caller, tool);
-            let denied = result.is_error == Some(true);
-            if allowed == denied {
-                failures.push(format!(
-                    "{caller}: {tool} allowed={allowed} but got {}",
-                    text_of(&result)
-                ));
-            }
-            if denied {
-                assert_eq!(text_of(&result), "Permission denied.", "{caller} {tool}");
+            match (allowed, result) {
+                (true, Ok(r)) if r.is_error != Some(true) => {}
+                (false, Err(e)) => {
+                    assert_eq!(
+                        format!("{e:?}").replace(tool, "NAME"),
+                        unknown,
+                        "{caller} {tool}"
+                    )
+                }
+                (allowed, other) => failures.push(format!(
+                    "{caller}: {tool} allowed={allowed} but got {other:?}"
+                )),
             }
         }
         let resources: BTreeSet<String> = client
@@ -507,9 +514,14 @@ async fn every_mcp_request_is_authenticated_session_or_not() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    let result = &message(&reply)["result"];
-    assert_eq!(result["isError"], true, "{result}");
-    assert_eq!(result["content"][0]["text"], "Permission denied.");
+    let error = &message(&reply)["error"];
+    assert_eq!(error["code"], -32602, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("unknown tool")),
+        "{error}"
+    );
 }
 
 fn assert_invalid_token(reply: &Reply, what: &str) {

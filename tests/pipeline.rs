@@ -99,6 +99,8 @@ enum Kind {
     Rows,
     Report,
     Forbidden,
+    /// A tool the caller may not call: answered like an unknown one.
+    Hidden,
     DryRunForbidden,
     RateLimited,
 }
@@ -107,7 +109,18 @@ enum Kind {
 /// dry-run role and is never refused for access; enforced access comes
 /// before the rate limit; shadow mode records what it would refuse and
 /// serves.
-fn expected(caller: Caller, shadow: bool, exhausted: bool, dry_run: bool) -> (Kind, &'static str) {
+fn expected(
+    tool: bool,
+    caller: Caller,
+    shadow: bool,
+    exhausted: bool,
+    dry_run: bool,
+) -> (Kind, &'static str) {
+    // A tool the caller may not call does not exist for it, whatever the
+    // call asks (a dry-run role may still dry-run it).
+    if tool && !caller.allowed() && !shadow && !(dry_run && caller.may_dry_run()) {
+        return (Kind::Hidden, decision::DENY);
+    }
     if dry_run && !caller.may_dry_run() {
         return (Kind::DryRunForbidden, decision::DENY);
     }
@@ -145,6 +158,7 @@ fn kind(outcome: &Outcome) -> Kind {
         Outcome::Rows { .. } => Kind::Rows,
         Outcome::Report(_) => Kind::Report,
         Outcome::Refused(Refusal::Forbidden) => Kind::Forbidden,
+        Outcome::Refused(Refusal::Hidden) => Kind::Hidden,
         Outcome::Refused(Refusal::DryRunForbidden) => Kind::DryRunForbidden,
         Outcome::Refused(Refusal::RateLimited(_)) => Kind::RateLimited,
         other => panic!("an outcome outside the table: {other:?}"),
@@ -231,7 +245,7 @@ async fn every_access_shadow_rate_and_dry_run_combination() {
                                 arguments(tool, dry_run),
                             ))
                             .await;
-                        let want = expected(caller, shadow, exhausted, dry_run);
+                        let want = expected(tool, caller, shadow, exhausted, dry_run);
                         assert_eq!((kind(&answer.outcome), answer.decision), want, "{subject}");
                         assert_eq!(
                             answer.rate.is_some_and(|r| !r.allowed),
@@ -338,6 +352,39 @@ async fn rest_tool_and_resource_draw_from_one_bucket() {
             "mcp resources/read flapi://enforced_items deny 404 alice",
         ],
         "records"
+    );
+    let _ = std::fs::remove_file(&audit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_keeps_its_own_roles_beside_a_tool() {
+    let audit = audit_file("split");
+    let app = start(&audit);
+    let run = |item: Item, role: &'static str, id: &'static str| {
+        let pipeline = app.pipeline.clone();
+        async move {
+            let arguments = match &item {
+                Item::Resource(_) => Arguments::None,
+                _ => Arguments::Json(serde_json::Map::new()),
+            };
+            pipeline
+                .run(call(id, item, principal(id, role), arguments))
+                .await
+        }
+    };
+    let resource = || Item::Resource("flapi://split_items".into());
+    let tool = || Item::Tool("split_tool".into());
+    assert_eq!(
+        kind(&run(resource(), "viewer", "v-res").await.outcome),
+        Kind::Rows
+    );
+    assert_eq!(
+        kind(&run(tool(), "viewer", "v-tool").await.outcome),
+        Kind::Hidden
+    );
+    assert_eq!(
+        kind(&run(tool(), "admin", "a-tool").await.outcome),
+        Kind::Rows
     );
     let _ = std::fs::remove_file(&audit);
 }

@@ -75,7 +75,8 @@ impl Face {
     fn access(self, endpoint: &EndpointDef) -> Access {
         match self {
             Face::Route => endpoint.rest_access,
-            Face::Tool | Face::Resource => endpoint.mcp_access,
+            Face::Tool => endpoint.mcp_access,
+            Face::Resource => endpoint.resource_access,
         }
     }
 }
@@ -462,6 +463,13 @@ impl Pipeline {
             endpoint.shadow,
         );
         let subject = principal.map(|p| p.subject.as_str()).unwrap_or("");
+        // A tool or resource the caller may not use answers exactly like
+        // one that does not exist, whatever else the call asks for.
+        let dry_runner = dry_run && may_dry_run(self.project, principal);
+        if verdict == Verdict::Deny && matches!(face, Face::Tool | Face::Resource) && !dry_runner {
+            tracing::info!(request_id = %request_id, subject, endpoint = endpoint.id, ?face, "access denied: no permitted role");
+            return Err(Refusal::Hidden);
+        }
         if dry_run && !may_dry_run(self.project, principal) {
             tracing::info!(request_id = %request_id, subject, endpoint = endpoint.id, "dry run refused: no dry-run role");
             return Err(Refusal::DryRunForbidden);
@@ -471,8 +479,8 @@ impl Pipeline {
                 tracing::info!(request_id = %request_id, subject, endpoint = endpoint.id, ?face, "access denied: no permitted role");
                 Err(match (face, principal) {
                     (Face::Route, None) => Refusal::Unauthenticated(None),
-                    (Face::Resource, _) => Refusal::Hidden,
-                    _ => Refusal::Forbidden,
+                    (Face::Route, Some(_)) => Refusal::Forbidden,
+                    (Face::Tool | Face::Resource, _) => Refusal::Hidden,
                 })
             }
             Verdict::WouldDeny if !dry_run => {

@@ -104,7 +104,7 @@ impl McpState {
                     r = r.with_description(d);
                 }
                 resources.push(r);
-                resource_access.push(endpoint.mcp_access);
+                resource_access.push(endpoint.resource_access);
             }
         }
         let prompts = project
@@ -576,7 +576,9 @@ impl ServerHandler for FlapiMcp {
         );
         let request_id = call.request_id.clone();
         let answer = self.state.pipeline.run(call).await;
-        if let Outcome::Refused(Refusal::NotFound) = answer.outcome {
+        // A tool the caller may not call answers like one that does not
+        // exist: no existence oracle.
+        if let Outcome::Refused(Refusal::NotFound | Refusal::Hidden) = answer.outcome {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{name}`"),
                 None,

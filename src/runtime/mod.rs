@@ -447,8 +447,11 @@ pub struct EndpointDef {
     pub resource: Option<ResourceDef>,
     /// Who may call the REST route.
     pub rest_access: Access,
-    /// Who may call the tool or read the resource.
+    /// Who may call the tool (or read the resource, without a tool).
     pub mcp_access: Access,
+    /// Who may read the resource: its own `allowed-roles`, also when the
+    /// endpoint has a tool with other ones.
+    pub resource_access: Access,
     pub source: &'static str,
     pub template_source: &'static str,
     pub description: Option<&'static str>,

@@ -1024,6 +1024,7 @@ CREATE TABLE orders AS
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/customer.yaml",
             template_source: "sqls/customer.sql",
             description: ::core::option::Option::Some(
@@ -1137,6 +1138,7 @@ GROUP BY ALL
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/customer_orders.yaml",
             template_source: "sqls/customer_orders.sql",
             description: ::core::option::Option::Some(
@@ -1390,6 +1392,7 @@ ORDER BY order_date, order_id
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/customers.yaml",
             template_source: "sqls/customers.sql",
             description: ::core::option::Option::Some(
@@ -2557,6 +2560,7 @@ ORDER BY credit_limit, customer_id
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/orders.yaml",
             template_source: "sqls/orders.sql",
             description: ::core::option::Option::Some(
@@ -2789,6 +2793,7 @@ ORDER BY order_date, order_id
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/revenue.yaml",
             template_source: "sqls/revenue.sql",
             description: ::core::option::Option::Some(
@@ -2986,6 +2991,7 @@ ORDER BY month, c.segment
             }),
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/schema.yaml",
             template_source: "sqls/schema.sql",
             description: ::core::option::Option::Some(

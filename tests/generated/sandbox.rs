@@ -138,6 +138,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/ok.yaml",
             template_source: "sqls/ok.sql",
             description: ::core::option::Option::None,
@@ -183,6 +184,7 @@ SELECT 42 AS answer
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/read.yaml",
             template_source: "sqls/read.sql",
             description: ::core::option::Option::Some(

@@ -116,6 +116,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/fast.yaml",
             template_source: "sqls/fast.sql",
             description: ::core::option::Option::None,
@@ -161,6 +162,7 @@ SELECT 1 AS one
             resource: ::core::option::Option::None,
             rest_access: ::flapi::runtime::Access::Public,
             mcp_access: ::flapi::runtime::Access::Public,
+            resource_access: ::flapi::runtime::Access::Public,
             source: "sqls/slow.yaml",
             template_source: "sqls/slow.sql",
             description: ::core::option::Option::Some(

@@ -520,6 +520,7 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
     }));
     let rest_access = access(endpoint.rest_access);
     let mcp_access = access(endpoint.mcp_access);
+    let resource_access = access(endpoint.resource_access);
     let source = &endpoint.source;
     let template_source = &endpoint.template_source;
     let description = opt_str(endpoint.description.as_deref());
@@ -578,6 +579,7 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             resource: #resource,
             rest_access: #rest_access,
             mcp_access: #mcp_access,
+            resource_access: #resource_access,
             source: #source,
             template_source: #template_source,
             description: #description,

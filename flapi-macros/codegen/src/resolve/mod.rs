@@ -383,6 +383,27 @@ fn resolve_access(
             path,
             diags,
         );
+        endpoint.resource_access = endpoint.mcp_access;
+    }
+    // With a tool too, the resource still has its own list: validated and
+    // enforced on `resources/read` (and `resources/list`).
+    if let (Some(_), Some(resource)) = (&raw.mcp_tool, &raw.mcp_resource)
+        && resource.allowed_roles.is_some()
+    {
+        let name = endpoint
+            .resource
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        endpoint.resource_access = auth::access(
+            auth.mcp,
+            &[resource.allowed_roles.as_ref()],
+            &auth.roles,
+            &format!("resource `{name}`"),
+            &resource.loc,
+            "mcp-resource.allowed-roles",
+            diags,
+        );
     }
     let reads_caller = endpoint
         .template
@@ -830,6 +851,7 @@ fn resolve_endpoint(
         resource: None,
         rest_access: Access::Public,
         mcp_access: Access::Public,
+        resource_access: Access::Public,
         fields,
         connection,
         paginate,

@@ -232,6 +232,8 @@ pub struct Endpoint {
     pub rest_access: Access,
     /// Who may call the MCP tool or read the resource.
     pub mcp_access: Access,
+    /// The resource's own access (its `allowed-roles`, else the tool's).
+    pub resource_access: Access,
     pub fields: Vec<Field>,
     pub connection: Option<String>,
     pub paginate: bool,
