@@ -508,6 +508,29 @@ async fn max_rows_is_pushed_into_the_query_and_reported() {
         .map(|row| row["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(ids, (0..10).collect::<Vec<_>>());
+    // Paging cannot walk past the cap: the cap counts from the first row.
+    let page = |query: &'static str| {
+        let app = &app;
+        async move {
+            let r = get(app, &format!("/paged?{query}"), Some("alice"), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text());
+            let body = r.json();
+            let ids: Vec<i64> = body["data"]
+                .as_array()
+                .expect("a page of rows")
+                .iter()
+                .map(|row| row["id"].as_i64().expect("id"))
+                .collect();
+            (ids, r.header("x-truncated").map(str::to_string), r.json())
+        }
+    };
+    let (ids, _, _) = page("limit=5&offset=5").await;
+    assert_eq!(ids, (5..10).collect::<Vec<_>>());
+    let (ids, truncated, _) = page("limit=5&offset=8").await;
+    assert_eq!(ids, vec![8, 9]);
+    assert_eq!(truncated.as_deref(), Some("true"));
+    let (ids, _, body) = page("limit=5&offset=500").await;
+    assert!(ids.is_empty(), "{body}");
     let r = get(&app, "/people?min_id=45", Some("alice"), None).await;
     assert_eq!(
         r.header("x-truncated"),

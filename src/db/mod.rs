@@ -831,6 +831,16 @@ fn forms<'a>(spec: &QuerySpec<'_>, env: &'a Env) -> Result<Forms<'a>, QueryError
     })
 }
 
+/// The rows a request may return under `max-rows`: the cap counts from
+/// the first row of the result, so a page that starts at `offset` gets
+/// what is left of it (paging cannot walk past the cap).
+fn row_cap(spec: &QuerySpec<'_>) -> Option<u64> {
+    match (spec.page, spec.max_rows) {
+        (Some(page), Some(max)) => Some(max.saturating_sub(page.offset)),
+        (_, max) => max,
+    }
+}
+
 /// The SQL a request runs (the paged form when it has a page) and its
 /// bound values, LIMIT/OFFSET last.
 fn chosen_text<'a>(
@@ -840,7 +850,7 @@ fn chosen_text<'a>(
     let sql_text = forms(spec, env)?;
     let mut values: Vec<Value> = spec.binds.iter().map(|b| to_value(b, env)).collect();
     // One row past the cap tells whether there were more.
-    let cap = spec.max_rows.map(|max| max.saturating_add(1));
+    let cap = row_cap(spec).map(|max| max.saturating_add(1));
     let sql = match (spec.page, sql_text.paged_sql, cap, sql_text.capped_sql) {
         (Some(page), Some(paged), _, _) => {
             let limit = cap.map_or(page.limit, |cap| cap.min(page.limit));
@@ -911,6 +921,7 @@ pub fn run_query(
         format,
         ..
     } = *spec;
+    let cap = row_cap(spec);
     let failed = |e: duckdb::Error| QueryError::Failed(scrub(&e.to_string()));
     let (sql_text, sql, values) = chosen_text(spec, env)?;
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
@@ -944,7 +955,7 @@ pub fn run_query(
     let mut count = 0u64;
     let mut truncated = false;
     while let Some(row) = rows.next().map_err(failed)? {
-        if max_rows.is_some_and(|max| count >= max) {
+        if cap.is_some_and(|max| count >= max) {
             truncated = true;
             break;
         }
@@ -962,7 +973,8 @@ pub fn run_query(
             let total: i64 = statement
                 .query_row(duckdb::params_from_iter(bound.iter()), |r| r.get(0))
                 .map_err(failed)?;
-            Some(total.max(0) as u64)
+            // Past `max-rows` nothing is reachable, so nothing is counted.
+            Some(max_rows.map_or(total.max(0) as u64, |max| (total.max(0) as u64).min(max)))
         }
         _ => None,
     };
