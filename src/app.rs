@@ -165,11 +165,12 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
 /// Streamable HTTP at `/mcp` and plain JSON-RPC at `/mcp/jsonrpc`, both
 /// behind the gate.
 fn mcp_routes(pipeline: &Arc<Pipeline>, shutdown: CancellationToken) -> Router {
-    let (streamable, plain) = mcp::services(McpState::new(pipeline.clone()), shutdown);
+    let (streamable, plain, sessions) = mcp::services(McpState::new(pipeline.clone()), shutdown);
     let gate = McpGate::new(
         pipeline.auth.clone(),
         pipeline.project.auth.mcp,
         pipeline.audit.clone(),
+        sessions,
     );
     Router::new()
         .route_service(

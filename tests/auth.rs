@@ -1194,3 +1194,49 @@ async fn failed_authentications_are_throttled_before_any_verification() {
     let reply = get_from(&app, [192, 0, 2, 250], &wrong).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_holds_a_bounded_number_of_mcp_sessions() {
+    use flapi::mcp::gate::MAX_SESSIONS_PER_PRINCIPAL;
+    let app = start_fixture();
+    let alice = basic("alice");
+    let mut sessions = Vec::new();
+    for _ in 0..MAX_SESSIONS_PER_PRINCIPAL {
+        let reply = mcp_post(&app, initialize(), None, Some(&alice)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        sessions.push(
+            reply
+                .header("mcp-session-id")
+                .expect("session id")
+                .to_string(),
+        );
+    }
+    let refused = mcp_post(&app, initialize(), None, Some(&alice)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text()
+    );
+    // Another caller is not affected, and no binding of alice's was
+    // dropped to make room.
+    let bob = mcp_post(&app, initialize(), None, Some(&basic("bob"))).await;
+    assert_eq!(bob.status, StatusCode::OK);
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
+    let reply = mcp_post(&app, list.clone(), Some(&sessions[0]), Some(&alice)).await;
+    assert_ne!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text());
+    // Closing one makes room for another.
+    let closed = send(
+        &app.router,
+        Request::delete("/mcp")
+            .header("host", "127.0.0.1:8080")
+            .header("mcp-session-id", &sessions[1])
+            .header("authorization", &alice)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert!(closed.status.is_success(), "{}", closed.text());
+    let reopened = mcp_post(&app, initialize(), None, Some(&alice)).await;
+    assert_eq!(reopened.status, StatusCode::OK, "{}", reopened.text());
+}

@@ -9,17 +9,64 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, header};
 
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+
 use crate::audit::{Auditor, Record, decision};
 use crate::auth::{AuthError, Authenticator, Denial};
 use crate::http::{error_json, forbidden, unauthenticated};
 
-/// Sessions bound to the principal that opened them, at most this many.
+/// Sessions bound to principals, at most this many in all: beyond it (after
+/// forgetting sessions rmcp has ended) a new session is refused, never
+/// made room for by dropping another caller's binding.
 const MAX_BOUND_SESSIONS: usize = 100_000;
+/// Live sessions one principal may hold at once.
+pub const MAX_SESSIONS_PER_PRINCIPAL: usize = 16;
 
 #[derive(Default)]
 struct Bindings {
+    /// Session id to the identity that opened it.
     owner: HashMap<String, String>,
-    order: std::collections::VecDeque<String>,
+    /// Identity to its session ids.
+    held: HashMap<String, Vec<String>>,
+}
+
+impl Bindings {
+    fn bind(&mut self, id: String, identity: String) {
+        self.held
+            .entry(identity.clone())
+            .or_default()
+            .push(id.clone());
+        self.owner.insert(id, identity);
+    }
+
+    fn unbind(&mut self, id: &str) {
+        if let Some(identity) = self.owner.remove(id)
+            && let Some(ids) = self.held.get_mut(&identity)
+        {
+            ids.retain(|x| x != id);
+            if ids.is_empty() {
+                self.held.remove(&identity);
+            }
+        }
+    }
+
+    /// Forgets bindings of sessions rmcp no longer has (expired, closed).
+    fn prune(&mut self, live: &dyn Fn(&str) -> bool, only: Option<&str>) {
+        let dead: Vec<String> = match only {
+            Some(identity) => self.held.get(identity).cloned().unwrap_or_default(),
+            None => self.owner.keys().cloned().collect(),
+        }
+        .into_iter()
+        .filter(|id| !live(id))
+        .collect();
+        for id in dead {
+            self.unbind(&id);
+        }
+    }
+
+    fn count(&self, identity: &str) -> usize {
+        self.held.get(identity).map_or(0, Vec::len)
+    }
 }
 
 /// Authentication for every HTTP request to the MCP endpoints, with or
@@ -30,16 +77,51 @@ pub struct McpGate {
     audit: Arc<Auditor>,
     on: bool,
     sessions: Arc<Mutex<Bindings>>,
+    /// rmcp's sessions of `/mcp`: which ids are still live.
+    manager: Arc<LocalSessionManager>,
 }
 
 impl McpGate {
-    pub fn new(auth: Arc<Authenticator>, on: bool, audit: Arc<Auditor>) -> Self {
+    pub fn new(
+        auth: Arc<Authenticator>,
+        on: bool,
+        audit: Arc<Auditor>,
+        manager: Arc<LocalSessionManager>,
+    ) -> Self {
         McpGate {
             auth,
             audit,
             on,
             sessions: Arc::new(Mutex::new(Bindings::default())),
+            manager,
         }
+    }
+
+    /// The ids rmcp still serves.
+    async fn live_ids(&self) -> std::collections::HashSet<String> {
+        self.manager
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Room for a new session of `identity`: its own dead bindings are
+    /// forgotten first, then its live ones count against its cap, and the
+    /// total against the store's.
+    async fn room_for(&self, identity: &str) -> bool {
+        let live = self.live_ids().await;
+        let Ok(mut bindings) = self.sessions.lock() else {
+            return false;
+        };
+        bindings.prune(&|id| live.contains(id), Some(identity));
+        if bindings.owner.len() >= MAX_BOUND_SESSIONS {
+            bindings.prune(&|id| live.contains(id), None);
+        }
+        bindings.count(identity) < MAX_SESSIONS_PER_PRINCIPAL
+            && bindings.owner.len() < MAX_BOUND_SESSIONS
     }
 }
 
@@ -134,24 +216,34 @@ pub async fn gate(
         }
     }
     let closing = request.method() == axum::http::Method::DELETE;
+    let opening = session.is_none()
+        && request.method() == axum::http::Method::POST
+        && request.uri().path() == "/mcp";
+    if opening && !gate.room_for(&identity).await {
+        tracing::info!(request_id = %request_id, subject = %principal.subject, "MCP session refused: the caller holds too many");
+        let response = error_json(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too many open MCP sessions for this caller: close one (DELETE) or let one expire",
+            Some(&request_id),
+        );
+        record.status = 429;
+        record.decision = decision::RATE_LIMITED;
+        record.principal = Some(principal.subject.clone());
+        return gate.refusal(record, started, response).await;
+    }
     request.extensions_mut().insert(principal);
     let response = next.run(request).await;
     if let Ok(mut bindings) = gate.sessions.lock() {
         match (&session, response.headers().get(SESSION_HEADER)) {
             (None, Some(new)) => {
                 if let Ok(new) = new.to_str() {
-                    if bindings.order.len() >= MAX_BOUND_SESSIONS
-                        && let Some(oldest) = bindings.order.pop_front()
-                    {
-                        bindings.owner.remove(&oldest);
-                    }
-                    bindings.owner.insert(new.to_string(), identity);
-                    bindings.order.push_back(new.to_string());
+                    bindings.bind(new.to_string(), identity);
                 }
             }
-            (Some(id), _) if closing && response.status().is_success() => {
-                bindings.owner.remove(id);
-                bindings.order.retain(|x| x != id);
+            (Some(id), _) if closing && response.status().is_success() => bindings.unbind(id),
+            // rmcp no longer knows the session (it expired): forget it.
+            (Some(id), _) if response.status() == axum::http::StatusCode::NOT_FOUND => {
+                bindings.unbind(id)
             }
             _ => {}
         }

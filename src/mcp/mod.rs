@@ -789,6 +789,7 @@ pub fn services(
 ) -> (
     StreamableHttpService<FlapiMcp, LocalSessionManager>,
     StreamableHttpService<FlapiMcp, LocalSessionManager>,
+    Arc<LocalSessionManager>,
 ) {
     let mcp = &state.pipeline.project.mcp;
     let mut config = StreamableHttpServerConfig::default()
@@ -804,11 +805,8 @@ pub fn services(
         let state = state.clone();
         move || Ok(FlapiMcp::new(state.clone()))
     };
-    let streamable = StreamableHttpService::new(
-        factory.clone(),
-        Arc::new(LocalSessionManager::default()),
-        config.clone(),
-    );
+    let sessions = Arc::new(LocalSessionManager::default());
+    let streamable = StreamableHttpService::new(factory.clone(), sessions.clone(), config.clone());
     let plain = StreamableHttpService::new(
         factory,
         Arc::new(LocalSessionManager::default()),
@@ -816,5 +814,5 @@ pub fn services(
             .with_legacy_session_mode(false)
             .with_json_response(true),
     );
-    (streamable, plain)
+    (streamable, plain, sessions)
 }
