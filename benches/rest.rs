@@ -144,6 +144,165 @@ fn wrk(port: u16, lua: &str, seconds: u64, connections: u32) -> Load {
     }
 }
 
+/// wrk script for the authenticated side of the credential flood: the
+/// lookup with `authorization`, counting 5xx answers.
+fn counted_lookup_lua(authorization: &str) -> String {
+    format!(
+        r#"
+local threads = {{}}
+math.randomseed(5)
+function setup(thread) table.insert(threads, thread) end
+function init(args) c5xx = 0; other = 0 end
+request = function() return wrk.format("GET", "/customers/" .. math.random(1, 1500), {{["Authorization"] = "{authorization}"}}) end
+response = function(status)
+  if status >= 500 then c5xx = c5xx + 1 elseif status ~= 200 then other = other + 1 end
+end
+done = function(summary, latency, requests)
+  local a, b = 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("c5xx"); b = b + t:get("other") end
+  io.write(string.format("COUNTS 5xx=%d other=%d\n", a, b))
+end
+"#
+    )
+}
+
+/// wrk script of the flood: every request a new random Basic credential.
+const RANDOM_BASIC_LUA: &str = r#"
+local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function b64(data)
+  return ((data:gsub('.', function(x)
+    local r, b = '', x:byte()
+    for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and '1' or '0') end
+    return r
+  end) .. '0000'):gsub('%d%d%d?%d?%d?%d?', function(x)
+    if #x < 6 then return '' end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i, i) == '1' and 2 ^ (6 - i) or 0) end
+    return chars:sub(c + 1, c + 1)
+  end) .. ({ '', '==', '=' })[#data % 3 + 1])
+end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+local pool = {}
+function init(args)
+  math.randomseed(os.time() + #threads); s401 = 0; s429 = 0; s503 = 0; other = 0
+  -- Encoded up front, so the flood's own CPU goes into sending.
+  for i = 1, 20000 do
+    pool[i] = "Basic " .. b64("user" .. math.random(1, 1000000000) .. ":pw" .. math.random(1, 1000000000))
+  end
+end
+request = function()
+  return wrk.format("GET", "/customers/1", {["Authorization"] = pool[math.random(1, #pool)]})
+end
+response = function(status)
+  if status == 401 then s401 = s401 + 1 elseif status == 429 then s429 = s429 + 1
+  elseif status == 503 then s503 = s503 + 1 else other = other + 1 end
+end
+done = function(summary, latency, requests)
+  local a, b, c, d = 0, 0, 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("s401"); b = b + t:get("s429"); c = c + t:get("s503"); d = d + t:get("other") end
+  io.write(string.format("FLOOD 401=%d 429=%d 503=%d other=%d\n", a, b, c, d))
+end
+"#;
+
+/// Runs `wrk` with a script in the background; its stdout when it ends.
+fn wrk_background(port: u16, lua: &str, seconds: u64, connections: u32, tag: &str) -> Child {
+    let script = std::env::temp_dir().join(format!("flapi-bench-{tag}-{}.lua", std::process::id()));
+    std::fs::write(&script, lua).expect("write wrk script");
+    Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wrk runs")
+}
+
+fn finish(mut child: Child) -> String {
+    let _ = child.wait();
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+    }
+    text
+}
+
+fn rps_of(text: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn line_of<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or("(missing)")
+}
+
+/// Issue 16's load test: 32 connections of authenticated (Basic, cached)
+/// lookups, alone and then beside 200 connections sending a new random
+/// Basic credential on every request. Prints the authenticated throughput
+/// under the flood as a ratio of the same run without it (target >= 0.70),
+/// the authenticated 5xx count (target 0), the flood's status classes and
+/// the resident memory before, during and after.
+fn credential_flood(port: u16, basic: &str, seconds: u64) {
+    let lua = counted_lookup_lua(basic);
+    let before_rss = current_rss_mib();
+    let alone = finish(wrk_background(port, &lua, seconds, 32, "auth-alone"));
+    let alone_rss = current_rss_mib();
+    let flood = wrk_background(port, RANDOM_BASIC_LUA, seconds + 2, 200, "flood");
+    std::thread::sleep(Duration::from_secs(1));
+    let authed = wrk_background(port, &lua, seconds, 32, "auth-flooded");
+    let mut samples = Vec::new();
+    let mut authed = Some(authed);
+    while let Some(child) = authed.as_mut() {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        samples.push(current_rss_mib());
+    }
+    let under = finish(authed.take().expect("child"));
+    let flood = finish(flood);
+    let after_rss = current_rss_mib();
+    let (a, b) = (rps_of(&alone), rps_of(&under));
+    println!(
+        "\ncredential flood: {seconds}s, 32 authenticated connections (Basic, cached) beside 200 sending random Basic credentials"
+    );
+    println!(
+        "  authenticated alone:        {a:>9.0} req/s  {}",
+        line_of(&alone, "COUNTS")
+    );
+    println!(
+        "  authenticated under flood:  {b:>9.0} req/s  {}",
+        line_of(&under, "COUNTS")
+    );
+    println!(
+        "  flood: {:.0} req/s  {}",
+        rps_of(&flood),
+        line_of(&flood, "FLOOD")
+    );
+    println!(
+        "  ratio under flood / alone: {:.2} (target >= 0.70)",
+        if a > 0.0 { b / a } else { f64::NAN }
+    );
+    println!(
+        "  RSS MiB: before {before_rss:.1}, after the run alone {alone_rss:.1}, under flood max {:.1}, after {after_rss:.1}; each second: {}",
+        samples.iter().cloned().fold(f64::NAN, f64::max),
+        samples
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
 fn current_rss_mib() -> f64 {
     status_mib(std::process::id(), "VmRSS:")
 }
@@ -383,6 +542,23 @@ fn main() {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    if std::env::args().any(|a| a == "--flood-only") {
+        // Only issue 16's credential flood (`benches/run.sh` runs it too).
+        let secret = format!("bench-secret-0123456789abcdef-{}", std::process::id());
+        let mut options = flapi::DbOptions::for_project(&auth_project::PROJECT);
+        options.base_dir = project_dir.clone();
+        options.env_overrides = vec![("BENCH_JWT_SECRET".into(), secret)];
+        let auth_port = spawn_flapi(&auth_project::PROJECT, options);
+        wait_ready(auth_port, "/health", Instant::now()).expect("auth bench ready");
+        use base64::Engine;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("bench:bench-pw")
+        );
+        let _ = wrk(auth_port, &authorized_lookup_lua(&basic), 1, connections);
+        credential_flood(auth_port, &basic, seconds);
+        return;
+    }
 
     // flapi, in this process, on a loopback port.
     let started = Instant::now();
@@ -436,6 +612,7 @@ fn main() {
         seconds,
         connections,
     );
+    credential_flood(auth_port, &basic, seconds);
 
     // The same lookup with every request audited and synced before it is
     // answered (concurrent requests share one fsync).

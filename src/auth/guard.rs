@@ -9,10 +9,21 @@
 //! - credentials that failed recently are answered from a negative cache,
 //!   keyed by an HMAC of the credentials under a key drawn at start-up, so
 //!   the same wrong password is verified once;
+//! - at most [`VERIFYING_PER_ADDRESS`] verifications run for one address
+//!   at a time (beyond: 429), so a burst cannot slip past the failure
+//!   quota before its first failures are counted;
 //! - verifications that still run take one of a few permits (half the
-//!   cores, at least one), so queries of authenticated and public callers
-//!   keep the rest of the machine; a short queue waits for a permit, and
-//!   beyond it the caller gets 503 with `Retry-After: 1`.
+//!   cores, at least one) and run on that many dedicated threads (so the
+//!   19 MiB an argon2 verification allocates is reused, not spread over
+//!   the blocking pool's threads and their allocator arenas), and queries
+//!   of authenticated and public callers keep the rest of the machine; a
+//!   short queue waits for a permit, and beyond it the caller gets 503
+//!   with `Retry-After: 1`.
+//!
+//! A throttled caller's 429 is held back for [`TARPIT`] (while fewer than
+//! [`MAX_TARPITTED`] are held), so a flood from one address runs at one
+//! request per connection per second instead of as fast as the server can
+//! refuse, and the CPU stays with the callers who authenticated.
 //!
 //! Credentials that verified are served from the positive cache before any
 //! of this, so a flood of wrong credentials from the same address never
@@ -35,6 +46,14 @@ pub const FAILURES_PER_ADDRESS: u32 = 20;
 /// The same for one known user name, from any address.
 pub const FAILURES_PER_USER: u32 = 20;
 pub const FAILURE_WINDOW_SECS: u32 = 60;
+/// One failure's worth of quota comes back this often.
+const REFILL: Duration = Duration::from_secs((FAILURE_WINDOW_SECS / FAILURES_PER_ADDRESS) as u64);
+/// How long a throttled caller waits for its 429.
+pub const TARPIT: Duration = Duration::from_secs(1);
+/// Refusals held back at once, at most; beyond, they are answered at once.
+pub const MAX_TARPITTED: usize = 4096;
+/// Verifications running at once for one client address, at most.
+pub const VERIFYING_PER_ADDRESS: usize = 2;
 /// How long a failed credential is answered from the negative cache.
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// Entries in the negative cache and in the list of blocked keys, at most.
@@ -50,8 +69,16 @@ pub enum Refused {
     Busy,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct Guard {
     permits: tokio::sync::Semaphore,
+    /// The verification threads' queue.
+    workers: Mutex<std::sync::mpsc::Sender<Job>>,
+    /// Verifications running or queued, per address.
+    verifying: Mutex<HashMap<BucketKey, usize>>,
+    /// Throttled refusals being held back now.
+    tarpitted: AtomicUsize,
     permit_count: usize,
     waiting: AtomicUsize,
     queue: usize,
@@ -78,8 +105,33 @@ impl Guard {
     }
 
     pub fn new(permits: usize) -> Guard {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = std::sync::Arc::new(Mutex::new(receiver));
+        for i in 0..permits {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("flapi-verify-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match receiver.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "a credential verification thread did not start");
+            }
+        }
         Guard {
             permits: tokio::sync::Semaphore::new(permits),
+            workers: Mutex::new(sender),
+            verifying: Mutex::new(HashMap::new()),
+            tarpitted: AtomicUsize::new(0),
             permit_count: permits,
             waiting: AtomicUsize::new(0),
             queue: permits * 4,
@@ -101,15 +153,22 @@ impl Guard {
     }
 
     /// Seconds to wait when this address or user is over its failure
-    /// quota; `None` when it may try.
+    /// quota; `None` when it may try. An attempt while blocked keeps the
+    /// block for another refill interval: a caller that keeps trying stays
+    /// blocked, one that waits gets its next try.
     pub fn throttled(&self, address: Option<IpAddr>, user: Option<&str>) -> Option<u64> {
         let now = Instant::now();
-        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        Self::keys(address, user)
-            .filter_map(|key| blocked.get(&key).copied())
-            .filter(|until| *until > now)
-            .map(|until| (until - now).as_secs().max(1))
-            .max()
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wait = None;
+        for key in Self::keys(address, user) {
+            if let Some(until) = blocked.get_mut(&key)
+                && *until > now
+            {
+                *until = (*until).max(now + REFILL);
+                wait = wait.max(Some((*until - now).as_secs().max(1)));
+            }
+        }
+        wait
     }
 
     /// Counts one failed authentication against the address and the user.
@@ -129,10 +188,19 @@ impl Guard {
                 blocked.retain(|_, until| *until > now);
             }
             if blocked.len() < CAPACITY || blocked.contains_key(&key) {
-                let wait = Duration::from_secs(decision.retry_after_secs.max(1));
+                let wait = Duration::from_secs(decision.retry_after_secs).max(REFILL);
                 blocked.insert(key, now + wait);
             }
         }
+    }
+
+    /// Holds a throttled caller's refusal back for [`TARPIT`], unless
+    /// [`MAX_TARPITTED`] are held already.
+    pub async fn tarpit(&self) {
+        if self.tarpitted.fetch_add(1, Ordering::SeqCst) < MAX_TARPITTED {
+            tokio::time::sleep(TARPIT).await;
+        }
+        self.tarpitted.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Whether these credentials (by their keyed hash) failed recently.
@@ -155,8 +223,36 @@ impl Guard {
         negative.insert(slot, now + NEGATIVE_TTL);
     }
 
-    /// Runs a verification on the blocking pool under a permit, or refuses
-    /// when the permits and the queue are taken.
+    /// Runs a verification for `address` on a verification thread, or
+    /// refuses: 429 when the address has [`VERIFYING_PER_ADDRESS`] running,
+    /// 503 when every permit and the queue are taken.
+    pub async fn verify_for<T: Send + 'static>(
+        &self,
+        address: Option<IpAddr>,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Refused> {
+        let key = BucketKey::of(RateKeyDef::Ip, None, address);
+        {
+            let mut verifying = self.verifying.lock().unwrap_or_else(|e| e.into_inner());
+            let running = verifying.entry(key.clone()).or_insert(0);
+            if *running >= VERIFYING_PER_ADDRESS {
+                return Err(Refused::Throttled(1));
+            }
+            *running += 1;
+        }
+        let result = self.verify(work).await;
+        let mut verifying = self.verifying.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = verifying.get_mut(&key) {
+            *running -= 1;
+            if *running == 0 {
+                verifying.remove(&key);
+            }
+        }
+        result
+    }
+
+    /// Runs a verification on a verification thread under a permit, or
+    /// refuses when the permits and the queue are taken.
     pub async fn verify<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -173,9 +269,20 @@ impl Guard {
                 permit.map_err(|_| Refused::Busy)?
             }
         };
-        let result = tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| Refused::Busy);
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        let sent = self
+            .workers
+            .lock()
+            .map(|w| w.send(job).is_ok())
+            .unwrap_or(false);
+        let result = if sent {
+            result.await.map_err(|_| Refused::Busy)
+        } else {
+            Err(Refused::Busy)
+        };
         drop(permit);
         result
     }

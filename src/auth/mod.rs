@@ -385,6 +385,18 @@ impl Authenticator {
         headers: &HeaderMap,
         client: Option<IpAddr>,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
+        let result = self.authenticate_now(headers, client).await;
+        if let Err(AuthError::Throttled(_)) = result {
+            self.guard.tarpit().await;
+        }
+        result
+    }
+
+    async fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);
         };
@@ -498,7 +510,7 @@ impl Authenticator {
         let result = if self.guard.known_bad(&slot) {
             Err(AuthError::BadCredentials)
         } else {
-            self.verify_basic(username, password, slot).await
+            self.verify_basic(username, password, slot, client).await
         };
         if let Ok(mut m) = self.in_flight.lock() {
             m.remove(&slot);
@@ -515,6 +527,7 @@ impl Authenticator {
         username: &str,
         password: &str,
         slot: [u8; 32],
+        client: Option<IpAddr>,
     ) -> Result<Arc<Principal>, AuthError> {
         let (verifier, roles, known) = match self.users.get_key_value(username) {
             Some((name, (verifier, roles))) => (verifier.clone(), *roles, Some(*name)),
@@ -530,9 +543,12 @@ impl Authenticator {
         // under one of the guard's permits.
         let ok = self
             .guard
-            .verify(move || verifier.verify(password.as_bytes()))
+            .verify_for(client, move || verifier.verify(password.as_bytes()))
             .await
-            .map_err(|_| AuthError::Busy)?;
+            .map_err(|refused| match refused {
+                guard::Refused::Throttled(wait) => AuthError::Throttled(wait),
+                guard::Refused::Busy => AuthError::Busy,
+            })?;
         let Some(username) = known.filter(|_| ok) else {
             return Err(AuthError::BadCredentials);
         };

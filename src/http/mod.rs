@@ -262,3 +262,69 @@ pub(crate) async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A panic inside a handler becomes a generic 500, and its record is
+    /// written by the edge like any other refusal.
+    #[tokio::test]
+    async fn a_panic_is_answered_and_recorded() {
+        let path = std::env::temp_dir().join(format!(
+            "flapi-panic-{}-{}.jsonl",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        let config = crate::audit::SinkConfig::File {
+            path: path.clone(),
+            max_bytes: 0,
+            fsync: crate::audit::Fsync::Always,
+            max_files: 0,
+            key: None,
+        };
+        let audit = Arc::new(Auditor::start(config, false, &[], "p"));
+        let router = Router::new()
+            .route(
+                "/boom/{id}",
+                axum::routing::get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(axum::middleware::from_fn(mark_route))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+                error_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+            }))
+            .layer(axum::middleware::from_fn_with_state(
+                (audit, std::time::Duration::from_secs(5)),
+                edge_audit,
+            ));
+        let response = router
+            .oneshot(
+                Request::get("/boom/secret-7")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let log = std::fs::read_to_string(&path).expect("log");
+        let record: serde_json::Value = log
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .expect("a record");
+        assert_eq!(record["status"], 500);
+        assert_eq!(record["decision"], "error");
+        assert_eq!(record["target"], "/boom/{id}");
+        assert!(
+            !log.contains("secret-7") && !log.contains("handler bug"),
+            "{log}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}
