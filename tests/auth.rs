@@ -1198,15 +1198,33 @@ async fn failed_authentications_are_throttled_before_any_verification() {
     );
     // Guessing one known user's password from many addresses: the user's
     // own quota stops it, also for addresses that never failed before.
-    let wrong = format!(
+    // (Distinct guesses: a repeated wrong password is answered from the
+    // negative cache and counts against the address only.)
+    let wrong = |i: u8| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("carol:wrong-{i}"))
+        )
+    };
+    for i in 0..=FAILURES_PER_USER as u8 {
+        let _ = get_from(&app, [192, 0, 2, i], &wrong(i)).await;
+    }
+    let reply = get_from(&app, [192, 0, 2, 250], &wrong(250)).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    // Repeating one wrong password from many addresses does not lock a
+    // user out: dave keeps his quota (he signs in; /reports is not his
+    // role's, so the answer is 403, not 401 or 429).
+    let repeated = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("carol:wrong")
+        base64::engine::general_purpose::STANDARD.encode("dave:wrong")
     );
     for i in 0..=FAILURES_PER_USER as u8 {
-        let _ = get_from(&app, [192, 0, 2, i], &wrong).await;
+        let _ = get_from(&app, [198, 18, 0, i], &repeated).await;
     }
-    let reply = get_from(&app, [192, 0, 2, 250], &wrong).await;
-    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        get_from(&app, [198, 18, 1, 1], &basic("dave")).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1253,4 +1271,27 @@ async fn one_principal_holds_a_bounded_number_of_mcp_sessions() {
     assert!(closed.status.is_success(), "{}", closed.text());
     let reopened = mcp_post(&app, initialize(), None, Some(&alice)).await;
     assert_eq!(reopened.status, StatusCode::OK, "{}", reopened.text());
+    // Concurrent `initialize` requests cannot all slip past the cap.
+    let carol = basic("carol");
+    let attempts = (0..MAX_SESSIONS_PER_PRINCIPAL + 8).map(|_| {
+        let router = app.router.clone();
+        let carol = carol.clone();
+        tokio::spawn(async move {
+            let request = Request::post("/mcp")
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("host", "127.0.0.1:8080")
+                .header("authorization", carol)
+                .body(Body::from(initialize().to_string()))
+                .expect("request");
+            send(&router, request).await.status
+        })
+    });
+    let mut opened = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        if attempt.await.expect("task") == StatusCode::OK {
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, MAX_SESSIONS_PER_PRINCIPAL);
 }

@@ -118,7 +118,8 @@ fn expected(
 ) -> (Kind, &'static str) {
     // A tool the caller may not call does not exist for it, whatever the
     // call asks (a dry-run role may still dry-run it).
-    if tool && !caller.allowed() && !shadow && !(dry_run && caller.may_dry_run()) {
+    let dry_runner = dry_run && caller.may_dry_run();
+    if tool && !caller.allowed() && !shadow && !dry_runner {
         return (Kind::Hidden, decision::DENY);
     }
     if dry_run && !caller.may_dry_run() {

@@ -54,7 +54,21 @@ const SECRET_PARTS: &[&str] = &[
     "otp",
     "pin",
     "signature",
+    "pass",
+    "pw",
+    "creds",
+    "bearer",
+    "csrf",
+    "xsrf",
+    "cvv",
+    "cvc",
+    "hmac",
+    "cookies",
+    "sid",
 ];
+
+/// Part prefixes that mark a secret (`password1`, `passwords`, `secrets`).
+const SECRET_PREFIXES: &[&str] = &["password", "passwd", "passphrase", "secret", "credential"];
 
 /// Two adjacent parts that together mark a secret (`x-api-key`,
 /// `access_key`, `secretKey`, `private.key`).
@@ -72,6 +86,12 @@ const SECRET_PAIRS: &[(&str, &str)] = &[
     ("client", "secret"),
     ("access", "code"),
     ("auth", "code"),
+    ("ssh", "key"),
+    ("license", "key"),
+    ("priv", "key"),
+    ("signing", "secret"),
+    ("auth", "header"),
+    ("card", "number"),
 ];
 
 /// Whole names (after removing separators) that are secrets on their own.
@@ -84,23 +104,30 @@ const SECRET_NAMES: &[&str] = &[
     "sessionid",
 ];
 
-/// The parts of a name: split at separators and at case changes.
+/// The parts of a name: split at separators and at case changes, an
+/// upper-case run before a capitalised word included (`DBPassword` is
+/// `db`, `password`; `APIToken` is `api`, `token`).
 fn name_parts(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
     let mut parts = Vec::new();
     let mut current = String::new();
-    let mut previous_lower = false;
-    for c in name.chars() {
+    for (i, &c) in chars.iter().enumerate() {
         if !c.is_alphanumeric() {
             if !current.is_empty() {
                 parts.push(std::mem::take(&mut current));
             }
-            previous_lower = false;
             continue;
         }
-        if c.is_uppercase() && previous_lower && !current.is_empty() {
+        let previous = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        let lower_to_upper =
+            c.is_uppercase() && previous.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit());
+        let run_end = c.is_uppercase()
+            && previous.is_some_and(char::is_uppercase)
+            && next.is_some_and(char::is_lowercase);
+        if (lower_to_upper || run_end) && !current.is_empty() {
             parts.push(std::mem::take(&mut current));
         }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
         current.extend(c.to_lowercase());
     }
     if !current.is_empty() {
@@ -114,7 +141,9 @@ pub fn secret_name(name: &str) -> bool {
     let parts = name_parts(name);
     let joined: String = parts.concat();
     SECRET_NAMES.contains(&joined.as_str())
-        || parts.iter().any(|p| SECRET_PARTS.contains(&p.as_str()))
+        || parts.iter().any(|p| {
+            SECRET_PARTS.contains(&p.as_str()) || SECRET_PREFIXES.iter().any(|s| p.starts_with(s))
+        })
         || parts
             .windows(2)
             .any(|w| SECRET_PAIRS.contains(&(w[0].as_str(), w[1].as_str())))
@@ -1026,6 +1055,17 @@ mod tests {
             "APIKEY",
             "auth",
             "user_pin",
+            "DBPassword",
+            "APIToken",
+            "SSHKey",
+            "JWTSecret",
+            "AWSSecretKey",
+            "db_pass",
+            "password1",
+            "ssh_key",
+            "license_key",
+            "csrf_token",
+            "cvv",
         ] {
             assert!(secret_name(name), "{name}");
         }
@@ -1041,6 +1081,10 @@ mod tests {
             "primary_key",
             "sort_key",
             "tokenizer",
+            "compass",
+            "DBName",
+            "URLPath",
+            "keyboard",
         ] {
             assert!(!secret_name(name), "{name}");
         }

@@ -72,11 +72,11 @@ pub enum Refused {
 type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Guard {
-    permits: tokio::sync::Semaphore,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
     /// The verification threads' queue.
     workers: Mutex<std::sync::mpsc::Sender<Job>>,
     /// Verifications running or queued, per address.
-    verifying: Mutex<HashMap<BucketKey, usize>>,
+    verifying: std::sync::Arc<Mutex<HashMap<BucketKey, usize>>>,
     /// Throttled refusals being held back now.
     tarpitted: AtomicUsize,
     permit_count: usize,
@@ -128,9 +128,9 @@ impl Guard {
             }
         }
         Guard {
-            permits: tokio::sync::Semaphore::new(permits),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
             workers: Mutex::new(sender),
-            verifying: Mutex::new(HashMap::new()),
+            verifying: std::sync::Arc::new(Mutex::new(HashMap::new())),
             tarpitted: AtomicUsize::new(0),
             permit_count: permits,
             waiting: AtomicUsize::new(0),
@@ -197,10 +197,12 @@ impl Guard {
     /// Holds a throttled caller's refusal back for [`TARPIT`], unless
     /// [`MAX_TARPITTED`] are held already.
     pub async fn tarpit(&self) {
-        if self.tarpitted.fetch_add(1, Ordering::SeqCst) < MAX_TARPITTED {
+        // Counted down on drop: a client that disconnects while held does
+        // not leak its place.
+        let held = Count::up(&self.tarpitted);
+        if held.before < MAX_TARPITTED {
             tokio::time::sleep(TARPIT).await;
         }
-        self.tarpitted.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Whether these credentials (by their keyed hash) failed recently.
@@ -225,30 +227,28 @@ impl Guard {
 
     /// Runs a verification for `address` on a verification thread, or
     /// refuses: 429 when the address has [`VERIFYING_PER_ADDRESS`] running,
-    /// 503 when every permit and the queue are taken.
+    /// 503 when every permit and the queue are taken. What is counted is
+    /// counted down when the verification ends, even when the request
+    /// that asked for it has gone (a client that disconnected).
     pub async fn verify_for<T: Send + 'static>(
         &self,
         address: Option<IpAddr>,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Refused> {
         let key = BucketKey::of(RateKeyDef::Ip, None, address);
-        {
+        let running = {
             let mut verifying = self.verifying.lock().unwrap_or_else(|e| e.into_inner());
             let running = verifying.entry(key.clone()).or_insert(0);
             if *running >= VERIFYING_PER_ADDRESS {
                 return Err(Refused::Throttled(1));
             }
             *running += 1;
-        }
-        let result = self.verify(work).await;
-        let mut verifying = self.verifying.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(running) = verifying.get_mut(&key) {
-            *running -= 1;
-            if *running == 0 {
-                verifying.remove(&key);
+            Running {
+                map: self.verifying.clone(),
+                key,
             }
-        }
-        result
+        };
+        self.run(work, running).await
     }
 
     /// Runs a verification on a verification thread under a permit, or
@@ -257,34 +257,79 @@ impl Guard {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Refused> {
-        let permit = match self.permits.try_acquire() {
+        self.run(work, ()).await
+    }
+
+    /// The permit and `hold` stay with the job until it has run.
+    async fn run<T: Send + 'static, H: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        hold: H,
+    ) -> Result<T, Refused> {
+        let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                let waiting = Count::up(&self.waiting);
+                if waiting.before >= self.queue {
                     return Err(Refused::Busy);
                 }
-                let permit = self.permits.acquire().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                let permit = self.permits.clone().acquire_owned().await;
+                drop(waiting);
                 permit.map_err(|_| Refused::Busy)?
             }
         };
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(work());
+            drop(permit);
+            drop(hold);
         });
         let sent = self
             .workers
             .lock()
             .map(|w| w.send(job).is_ok())
             .unwrap_or(false);
-        let result = if sent {
-            result.await.map_err(|_| Refused::Busy)
-        } else {
-            Err(Refused::Busy)
-        };
-        drop(permit);
-        result
+        if !sent {
+            return Err(Refused::Busy);
+        }
+        result.await.map_err(|_| Refused::Busy)
+    }
+}
+
+/// One more on a counter, one less when dropped.
+struct Count<'a> {
+    counter: &'a AtomicUsize,
+    before: usize,
+}
+
+impl<'a> Count<'a> {
+    fn up(counter: &'a AtomicUsize) -> Self {
+        let before = counter.fetch_add(1, Ordering::SeqCst);
+        Count { counter, before }
+    }
+}
+
+impl Drop for Count<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A verification running for an address; counted down when dropped.
+struct Running {
+    map: std::sync::Arc<Mutex<HashMap<BucketKey, usize>>>,
+    key: BucketKey,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = map.get_mut(&self.key) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                map.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -326,6 +371,53 @@ mod tests {
             guard.throttled(Some(IpAddr::from([198, 51, 100, 1])), Some("bob")),
             None
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verification_whose_caller_went_away_is_still_counted_down() {
+        let guard = std::sync::Arc::new(Guard::new(1));
+        let address = Some(IpAddr::from([10, 9, 8, 7]));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let request = {
+            let guard = guard.clone();
+            tokio::spawn(async move {
+                guard
+                    .verify_for(address, move || {
+                        let _ = started.send(());
+                        let _ = hold.recv();
+                    })
+                    .await
+            })
+        };
+        running.await.expect("the verification runs");
+        // The client goes away: its request future is dropped.
+        request.abort();
+        let _ = request.await;
+        assert_eq!(guard.verifying.lock().map(|m| m.len()).unwrap_or(9), 1);
+        release.send(()).expect("release");
+        // Once the job ends, its address is free again.
+        for _ in 0..VERIFYING_PER_ADDRESS {
+            assert_eq!(guard.verify_for(address, || ()).await, Ok(()));
+        }
+        assert!(
+            guard
+                .verifying
+                .lock()
+                .map(|m| m.is_empty())
+                .unwrap_or(false)
+        );
+        // A tarpit left early leaks nothing either.
+        let tarpitted = {
+            let guard = guard.clone();
+            tokio::spawn(async move { guard.tarpit().await })
+        };
+        while guard.tarpitted.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        tarpitted.abort();
+        let _ = tarpitted.await;
+        assert_eq!(guard.tarpitted.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -256,6 +256,20 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A credential's place in `Authenticator::in_flight`, removed on drop.
+struct InFlight<'a> {
+    map: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    slot: [u8; 32],
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&self.slot);
+        }
+    }
+}
+
 struct CacheEntry {
     principal: Arc<Principal>,
     expires: Instant,
@@ -410,15 +424,18 @@ impl Authenticator {
             self.basic(credentials, client).await.map(Some)
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let jwt = self.jwt.as_ref().ok_or(AuthError::UnsupportedScheme)?;
-            if let Some(wait) = self.guard.throttled(client, None) {
-                return Err(AuthError::Throttled(wait));
-            }
+            // A token is checked whatever the address's failures (it is
+            // cheap, and never cached): a valid one is always accepted; an
+            // invalid one from a throttled address gets the 429.
             match jwt.verify(credentials).await {
                 Ok(principal) => Ok(Some(Arc::new(principal))),
-                Err(error) => {
-                    self.guard.failed(client, None);
-                    Err(error)
-                }
+                Err(error) => match self.guard.throttled(client, None) {
+                    Some(wait) => Err(AuthError::Throttled(wait)),
+                    None => {
+                        self.guard.failed(client, None);
+                        Err(error)
+                    }
+                },
             }
         } else {
             Err(AuthError::UnsupportedScheme)
@@ -494,7 +511,9 @@ impl Authenticator {
             return Err(AuthError::Throttled(wait));
         }
         if self.guard.known_bad(&slot) {
-            self.guard.failed(client, user);
+            // Counted against the address only: repeating one wrong
+            // password costs nothing, so it must not lock the user out.
+            self.guard.failed(client, None);
             return Err(AuthError::BadCredentials);
         }
         let turn = self
@@ -502,6 +521,11 @@ impl Authenticator {
             .lock()
             .map(|mut m| m.entry(slot).or_default().clone())
             .unwrap_or_default();
+        // The entry goes when this request is done, however it ends.
+        let _entry = InFlight {
+            map: &self.in_flight,
+            slot,
+        };
         let _turn = turn.lock().await;
         // The request ahead may have verified these credentials.
         if let Some(principal) = self.cached(&slot) {
@@ -512,9 +536,6 @@ impl Authenticator {
         } else {
             self.verify_basic(username, password, slot, client).await
         };
-        if let Ok(mut m) = self.in_flight.lock() {
-            m.remove(&slot);
-        }
         if matches!(result, Err(AuthError::BadCredentials)) {
             self.guard.remember_bad(slot);
             self.guard.failed(client, user);
@@ -968,7 +989,9 @@ impl JwtVerifier {
         // NULL (matches no row).
         let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
             || matches!(claims.get("email_verified"), Some(Value::String(s)) if s == "true");
-        if self.def.subject_claim == self.def.email_claim && !verified {
+        let subject_is_email =
+            self.def.subject_claim == self.def.email_claim || self.def.subject_claim == "email";
+        if subject_is_email && !verified {
             return Err(AuthError::InvalidToken);
         }
         let subject = claim(claims, self.def.subject_claim)
@@ -1064,6 +1087,40 @@ mod tests {
         assert!(!verifier.verify(b"wrong horse"));
         let weak = phc.replace("m=19456,t=2", "m=4096,t=1");
         assert!(parse_hash(&weak).is_err());
+    }
+
+    #[test]
+    fn key_urls_are_checked_by_parsed_host_and_origin() {
+        for (url, ok) in [
+            ("https://idp.example.com/realms/x", true),
+            ("http://127.0.0.1:9000/jwks", true),
+            ("http://localhost:9000", true),
+            ("http://[::1]:9000", true),
+            ("http://localhost.evil.com", false),
+            ("http://127.0.0.1.evil.com", false),
+            ("http://idp.example.com", false),
+            ("https://user:pw@idp.example.com", false),
+            ("file:///etc/passwd", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(allowed_url(url), ok, "{url}");
+        }
+        assert!(same_origin(
+            "https://idp.example.com/x",
+            "https://idp.example.com/y/z"
+        ));
+        assert!(!same_origin(
+            "https://idp.example.com.evil.net/x",
+            "https://idp.example.com"
+        ));
+        assert!(!same_origin(
+            "https://idp.example.com:8443/x",
+            "https://idp.example.com"
+        ));
+        assert!(!same_origin(
+            "http://idp.example.com/x",
+            "https://idp.example.com"
+        ));
     }
 
     #[test]

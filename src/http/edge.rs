@@ -140,6 +140,10 @@ pub async fn security_headers(request: Request<Body>, next: axum::middleware::Ne
 /// port too when the entry names one). Names compare case-insensitively,
 /// without a trailing dot.
 pub fn host_allowed(allowed: &[&str], host: &str) -> bool {
+    // A `Host` never carries user info; one that does is not a browser's.
+    if host.contains('@') {
+        return false;
+    }
     let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
         return false;
     };
@@ -388,15 +392,72 @@ pub async fn redirect_listener(
 
 /// `https://host[:port]/path`, with an IPv6 host in brackets.
 pub fn redirect_target(host: &str, https_port: u16, path: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
+    // A bare IPv6 address gets brackets; a name may carry its own port
+    // (`api.example.com:8443`), which then wins over the listener's.
+    let split = host
+        .rsplit_once(':')
+        .filter(|(name, _)| !name.contains(':'))
+        .and_then(|(name, port)| port.parse::<u16>().ok().map(|p| (name, p)));
+    let (host, own_port) = match split {
+        _ if host.parse::<std::net::Ipv6Addr>().is_ok() => (format!("[{host}]"), None),
+        Some((name, port)) => (name.to_string(), Some(port)),
+        None => (host.to_string(), None),
     };
+    let https_port = own_port.unwrap_or(https_port);
     let path = if path.starts_with('/') { path } else { "/" };
     if https_port == 443 {
         format!("https://{host}{path}")
     } else {
         format!("https://{host}:{https_port}{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_targets_use_the_configured_name() {
+        assert_eq!(
+            redirect_target("api.example.com", 443, "/a?b=1"),
+            "https://api.example.com/a?b=1"
+        );
+        assert_eq!(
+            redirect_target("api.example.com", 8443, "/a"),
+            "https://api.example.com:8443/a"
+        );
+        assert_eq!(
+            redirect_target("api.example.com:9443", 8443, "/a"),
+            "https://api.example.com:9443/a"
+        );
+        assert_eq!(redirect_target("::1", 8443, "/a"), "https://[::1]:8443/a");
+        assert_eq!(redirect_target("[::1]", 8443, "/a"), "https://[::1]:8443/a");
+        // A path that is not one becomes `/`; `//evil` stays a path.
+        assert_eq!(redirect_target("h", 443, "*"), "https://h/");
+        assert_eq!(
+            redirect_target("h", 443, "//evil.example/x"),
+            "https://h//evil.example/x"
+        );
+    }
+
+    #[test]
+    fn hosts_are_matched_by_name_and_port() {
+        let allowed = ["localhost", "api.example.com", "pinned.example.com:8443"];
+        for (host, ok) in [
+            ("localhost:8080", true),
+            ("API.Example.COM", true),
+            ("api.example.com.", true),
+            ("pinned.example.com:8443", true),
+            ("pinned.example.com:9000", false),
+            ("pinned.example.com", false),
+            ("192.0.2.1:8080", true),
+            ("[2001:db8::1]:8080", true),
+            ("evil.example", false),
+            ("localhost.evil.example", false),
+            ("user@localhost", false),
+            ("", false),
+        ] {
+            assert_eq!(host_allowed(&allowed, host), ok, "{host}");
+        }
     }
 }

@@ -28,6 +28,9 @@ struct Bindings {
     owner: HashMap<String, String>,
     /// Identity to its session ids.
     held: HashMap<String, Vec<String>>,
+    /// Identity to its `initialize` requests under way (counted against
+    /// its cap until their session is bound or refused).
+    opening: HashMap<String, usize>,
 }
 
 impl Bindings {
@@ -66,6 +69,31 @@ impl Bindings {
 
     fn count(&self, identity: &str) -> usize {
         self.held.get(identity).map_or(0, Vec::len)
+            + self.opening.get(identity).copied().unwrap_or(0)
+    }
+
+    fn total(&self) -> usize {
+        self.owner.len() + self.opening.values().sum::<usize>()
+    }
+}
+
+/// An `initialize` under way: its place under the caps, given back when
+/// it ends (bound or not, or dropped with its request).
+struct Opening {
+    sessions: Arc<Mutex<Bindings>>,
+    identity: String,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Ok(mut bindings) = self.sessions.lock()
+            && let Some(n) = bindings.opening.get_mut(&self.identity)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                bindings.opening.remove(&self.identity);
+            }
+        }
     }
 }
 
@@ -108,20 +136,27 @@ impl McpGate {
             .collect()
     }
 
-    /// Room for a new session of `identity`: its own dead bindings are
-    /// forgotten first, then its live ones count against its cap, and the
-    /// total against the store's.
-    async fn room_for(&self, identity: &str) -> bool {
+    /// A place for a new session of `identity`, reserved under the lock
+    /// (so concurrent `initialize` requests cannot all pass): its own dead
+    /// bindings are forgotten first, then its live and opening sessions
+    /// count against its cap, and the total against the store's.
+    async fn room_for(&self, identity: &str) -> Option<Opening> {
         let live = self.live_ids().await;
-        let Ok(mut bindings) = self.sessions.lock() else {
-            return false;
-        };
+        let mut bindings = self.sessions.lock().ok()?;
         bindings.prune(&|id| live.contains(id), Some(identity));
-        if bindings.owner.len() >= MAX_BOUND_SESSIONS {
+        if bindings.total() >= MAX_BOUND_SESSIONS {
             bindings.prune(&|id| live.contains(id), None);
         }
-        bindings.count(identity) < MAX_SESSIONS_PER_PRINCIPAL
-            && bindings.owner.len() < MAX_BOUND_SESSIONS
+        if bindings.count(identity) >= MAX_SESSIONS_PER_PRINCIPAL
+            || bindings.total() >= MAX_BOUND_SESSIONS
+        {
+            return None;
+        }
+        *bindings.opening.entry(identity.to_string()).or_insert(0) += 1;
+        Some(Opening {
+            sessions: self.sessions.clone(),
+            identity: identity.to_string(),
+        })
     }
 }
 
@@ -219,7 +254,12 @@ pub async fn gate(
     let opening = session.is_none()
         && request.method() == axum::http::Method::POST
         && request.uri().path() == "/mcp";
-    if opening && !gate.room_for(&identity).await {
+    let reserved = if opening {
+        gate.room_for(&identity).await
+    } else {
+        None
+    };
+    if opening && reserved.is_none() {
         tracing::info!(request_id = %request_id, subject = %principal.subject, "MCP session refused: the caller holds too many");
         let response = error_json(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -248,6 +288,7 @@ pub async fn gate(
             _ => {}
         }
     }
+    drop(reserved);
     response
 }
 

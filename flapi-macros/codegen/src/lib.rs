@@ -80,11 +80,19 @@ pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Ve
 
     let template_dir = match &raw_project.template_path {
         Some(path) => load::paths::inside(&dir, &dir, path, "template.path", &mut diags),
-        None => Some(dir.join("sqls")),
+        None => Some(dir.join("sqls"))
+            .filter(|d| load::paths::inside_or_report(&dir, d, "template.path", &mut diags)),
     };
     let mut endpoint_files = Vec::new();
     if let Some(template_dir) = template_dir.as_ref().filter(|d| d.is_dir()) {
-        collect_yaml(template_dir, &mut endpoint_files);
+        let mut seen = std::collections::HashSet::new();
+        collect_yaml(
+            &dir,
+            template_dir,
+            &mut endpoint_files,
+            &mut seen,
+            &mut diags,
+        );
     } else if let Some(template_dir) = &template_dir {
         let loc = raw_project
             .template_path
@@ -122,14 +130,18 @@ pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Ve
     }
     // roles.yaml (optional) beside flapi.yaml: declared roles and users.
     let roles_file = dir.join("roles.yaml");
-    let raw_roles = match std::fs::read_to_string(&roles_file) {
-        Ok(text) => {
+    let roles_inside = load::paths::inside_or_report(&dir, &roles_file, "roles.yaml", &mut diags);
+    let raw_roles = match std::fs::read_to_string(&roles_file)
+        .ok()
+        .filter(|_| roles_inside)
+    {
+        Some(text) => {
             files_read.push(roles_file.clone());
             load::yaml::parse(&roles_file, &text, &mut diags)
                 .map(|root| load::load_roles(&root, &mut diags))
                 .unwrap_or_default()
         }
-        Err(_) => load::RawRoles::default(),
+        None => load::RawRoles::default(),
     };
     let mut project =
         resolve::resolve_project(&dir, &raw_project, &raw_roles, &raw_endpoints, &mut diags);
@@ -155,14 +167,31 @@ fn finish(diags: diag::Diagnostics, dir: &Path) -> Vec<Diagnostic> {
         .collect()
 }
 
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The endpoint YAML files under `dir`, links followed only while they
+/// stay inside the project folder (each folder walked once, so a link
+/// loop ends).
+fn collect_yaml(
+    project: &Path,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    diags: &mut diag::Diagnostics,
+) {
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if !seen.insert(canonical) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if !load::paths::inside_or_report(project, &path, "template.path", diags) {
+            continue;
+        }
         if path.is_dir() {
-            collect_yaml(&path, out);
+            collect_yaml(project, &path, out, seen, diags);
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")

@@ -573,5 +573,33 @@ fn files_outside_the_project_folder_are_refused_unread() {
         "{errors:#?}"
     );
     assert!(errors.iter().all(|d| !d.to_string().contains("TOPSECRET")));
+    // Files the build finds by walking (endpoint YAML, roles.yaml) are
+    // not read through a link that leaves the folder either, and a link
+    // loop ends the walk.
+    std::fs::write(outside.join("leak.yaml"), "TOPSECRET-77: [x]\n").expect("write");
+    let dir = common::project(&[
+        ("flapi.yaml", "project-name: f\nconnections: {main: {}}\n"),
+        ("sqls/a.yaml", "url-path: /a\ntemplate-source: a.sql\n"),
+        ("sqls/a.sql", "SELECT 1 AS one"),
+    ]);
+    std::os::unix::fs::symlink(outside.join("leak.yaml"), dir.path().join("sqls/leak.yaml"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(outside.join("leak.yaml"), dir.path().join("roles.yaml"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(&outside, dir.path().join("sqls/elsewhere")).expect("symlink");
+    std::os::unix::fs::symlink(dir.path().join("sqls"), dir.path().join("sqls/loop"))
+        .expect("symlink");
+    let Err(errors) = flapi_codegen::load(dir.path()) else {
+        panic!("links to files outside build");
+    };
+    let outside_errors = errors
+        .iter()
+        .filter(|d| d.message.contains("outside the project folder"))
+        .count();
+    assert_eq!(outside_errors, 3, "{errors:#?}");
+    assert!(
+        errors.iter().all(|d| !d.to_string().contains("TOPSECRET")),
+        "{errors:#?}"
+    );
     let _ = std::fs::remove_dir_all(&outside);
 }

@@ -49,3 +49,20 @@ pub fn inside(
     );
     None
 }
+
+/// Whether `path` (a file or folder the build found, not named in YAML)
+/// stays inside the project folder `dir` after following links; an error
+/// at the file itself when it does not.
+pub fn inside_or_report(dir: &Path, path: &Path, key: &str, diags: &mut Diagnostics) -> bool {
+    let resolved = path.canonicalize().unwrap_or_else(|_| lexical(path));
+    if resolved.starts_with(dir) {
+        return true;
+    }
+    diags.error(
+        &crate::diag::Location::file_start(path),
+        key,
+        "this file is a link to a place outside the project folder; it is not read",
+        Some("replace the link with the file itself".into()),
+    );
+    false
+}
