@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
 use base64::Engine;
 use flapi::App;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -729,10 +730,47 @@ struct Issuer {
     url: String,
     jwks: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// Downloads of the keys from the other origin (see [`KeysAt`]).
+    elsewhere: Arc<AtomicUsize>,
+}
+
+/// Where the issuer's discovery document sends clients for its keys.
+#[derive(Clone, Copy, PartialEq)]
+enum KeysAt {
+    /// Its own `/jwks`.
+    Own,
+    /// A `jwks_uri` on another origin (another port) serving the keys.
+    OtherOrigin,
+    /// Its own `/jwks`, answered by a redirect to the other origin.
+    Redirect,
+}
+
+/// Serves the key set on a loopback port of its own; returns its URL.
+async fn other_origin(jwks: Arc<Mutex<Value>>, count: Arc<AtomicUsize>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            let keys = jwks.lock().expect("jwks").clone();
+            async move { axum::Json(keys) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
 }
 
 impl Issuer {
     async fn start() -> Issuer {
+        Issuer::start_with(KeysAt::Own).await
+    }
+
+    async fn start_with(keys_at: KeysAt) -> Issuer {
         // The issuer's own URL is in its discovery document: bind first.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -740,7 +778,13 @@ impl Issuer {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let jwks = Arc::new(Mutex::new(json!({"keys": []})));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
+        let elsewhere = Arc::new(AtomicUsize::new(0));
+        let other = other_origin(jwks.clone(), elsewhere.clone()).await;
+        let jwks_uri = match keys_at {
+            KeysAt::OtherOrigin => format!("{other}/jwks"),
+            _ => format!("{url}/jwks"),
+        };
+        let discovery = json!({"issuer": url, "jwks_uri": jwks_uri});
         let (set, count) = (jwks.clone(), fetches.clone());
         let router = axum::Router::new()
             .route(
@@ -755,13 +799,25 @@ impl Issuer {
                 axum::routing::get(move || {
                     count.fetch_add(1, Ordering::SeqCst);
                     let keys = set.lock().expect("jwks").clone();
-                    async move { axum::Json(keys) }
+                    let target = format!("{other}/jwks");
+                    async move {
+                        if keys_at == KeysAt::Redirect {
+                            axum::response::Redirect::temporary(&target).into_response()
+                        } else {
+                            axum::Json(keys).into_response()
+                        }
+                    }
                 }),
             );
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Issuer { url, jwks, fetches }
+        Issuer {
+            url,
+            jwks,
+            fetches,
+            elsewhere,
+        }
     }
 
     fn publish(&self, keys: &[(&str, &RsaKey)]) {
@@ -848,6 +904,25 @@ async fn jwks_key_rotation_with_a_local_oidc_issuer() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_come_from_the_issuers_origin_without_redirects() {
+    for keys_at in [KeysAt::OtherOrigin, KeysAt::Redirect] {
+        let issuer = Issuer::start_with(keys_at).await;
+        let key = rsa_key();
+        issuer.publish(&[("k1", &key)]);
+        let app = start_oidc(&oidc::PROJECT, &issuer);
+        let reply = get_as(
+            &app,
+            "/whoami",
+            Some(&issuer.token(&key, "k1", "realm_access.roles")),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
+        // The keys on the other origin were never fetched.
+        assert_eq!(issuer.elsewhere.load(Ordering::SeqCst), 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
