@@ -1256,7 +1256,10 @@ async fn failed_authentications_are_throttled_before_any_verification() {
         checks,
         "throttled attempts cost no hash"
     );
-    // Invalid bearer tokens from that address are throttled too.
+    // Malformed Basic values and invalid bearer tokens from that address
+    // are throttled too.
+    let reply = get_from(&app, attacker, "Basic !!!").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     let reply = get_from(&app, attacker, "Bearer not.a.token").await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     // bob, already verified, is not locked out, even from that address;

@@ -501,6 +501,10 @@ impl Authenticator {
             .ok()
             .and_then(|d| String::from_utf8(d).ok());
         let Some((username, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+            // Malformed values are throttled (and tarpitted) like wrong ones.
+            if let Some(wait) = self.guard.throttled(client, None) {
+                return Err(AuthError::Throttled(wait));
+            }
             self.guard.failed(client, None);
             return Err(AuthError::Malformed);
         };
