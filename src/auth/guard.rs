@@ -280,9 +280,12 @@ impl Guard {
         };
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = done.send(work());
+            let out = work();
+            // Released before the caller is woken, so what it counted is
+            // free again when its answer arrives.
             drop(permit);
             drop(hold);
+            let _ = done.send(out);
         });
         let sent = self
             .workers

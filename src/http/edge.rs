@@ -198,7 +198,11 @@ pub async fn host_guard(
 /// The size of a request's head as the client sent it (request line and
 /// header lines), near enough to enforce `limits.max-header-bytes`.
 fn head_bytes(request: &Request<Body>) -> usize {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |p| p.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
     request.headers().iter().fold(line, |n, (name, value)| {
         n + name.as_str().len() + value.len() + 4
     })

@@ -99,18 +99,29 @@ pub async fn edge_audit(
     mut request: Request<Body>,
     next: axum::middleware::Next,
 ) -> Response {
+    let request_id = request_id_of(request.headers());
+    if !audit.enabled() {
+        // Nothing to record: only the timeout applies.
+        return match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => error_json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the request took too long",
+                Some(&request_id),
+            ),
+        };
+    }
     let started = Instant::now();
     let slot = RouteSlot::default();
     request.extensions_mut().insert(slot.clone());
     let method = request.method().clone();
-    let request_id = request_id_of(request.headers());
     let mcp = matches!(request.uri().path(), "/mcp" | "/mcp/jsonrpc");
     let mcp_target = mcp.then(|| request.uri().path().to_string());
     let record = |target: &str| {
         let transport = if mcp { "mcp" } else { "rest" };
         Record::new(&request_id, transport, method.as_str(), target)
     };
-    if audit.enabled() && !audit.admits() {
+    if !audit.admits() {
         let mut record = record(mcp_target.as_deref().unwrap_or("(edge)"));
         record.decision = decision::UNAVAILABLE;
         record.status = 503;
@@ -129,8 +140,7 @@ pub async fn edge_audit(
             (response, true)
         }
     };
-    if !audit.enabled()
-        || response.extensions().get::<Audited>().is_some()
+    if response.extensions().get::<Audited>().is_some()
         || (mcp && !timed_out && response.status().as_u16() < 400)
     {
         return response;
