@@ -1,10 +1,13 @@
 //! Description hygiene through the whole build (SPEC §11): each fixture
 //! under `fixtures/hygiene/` plants findings in one kind of model-visible
 //! string (tool title and description, parameter, resource, prompt
-//! template, server instructions and their file) and holds the exact
+//! template, server instructions and their file; `names`: a field name, an
+//! enum value, a default, a pattern, a prompt argument name and value, the
+//! project name and a SQL output alias) and holds the exact
 //! diagnostics in `expected.txt`: file, line and column of the finding
 //! (inside block scalars, its own line), key path and rule. `allowed`
-//! keeps a finding with a reason (printed as a note) and flags a stale
+//! keeps a finding with a reason (printed as a note; `names-allowed` keeps
+//! one of each string kind and of the newer rules) and flags a stale
 //! entry; `allow-errors` shows what an entry must have; `clean` builds.
 
 mod common;
@@ -23,6 +26,8 @@ fn each_hygiene_fixture_reports_exactly_its_expected_diagnostics() {
             "tool-reference",
             "encoded-long",
             "instructions-file",
+            "names",
+            "names-allowed",
             "allowed",
             "allow-errors",
             "clean",

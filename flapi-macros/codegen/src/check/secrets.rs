@@ -138,9 +138,8 @@ pub fn position_in(loc: &Location, value: &str, offset: usize) -> Location {
             at.column += 1;
         }
     };
-    if let Some(&q) = src.peek()
-        && matches!(q, '\'' | '"')
-    {
+    let quote = src.peek().copied().filter(|q| matches!(q, '\'' | '"'));
+    if let Some(q) = quote {
         src.next();
         step(&mut at, q);
     }
@@ -158,7 +157,34 @@ pub fn position_in(loc: &Location, value: &str, offset: usize) -> Location {
             src.next();
             step(&mut at, s);
         }
-        if src.peek() == Some(&v) {
+        if quote == Some('"') && src.peek() == Some(&'\\') {
+            // An escape (`\"`, `\n`, `\u00e9`) is one character of the value.
+            src.next();
+            step(&mut at, '\\');
+            let digits = match src.next() {
+                Some(e) => {
+                    step(&mut at, e);
+                    match e {
+                        'x' => 2,
+                        'u' => 4,
+                        'U' => 8,
+                        _ => 0,
+                    }
+                }
+                None => 0,
+            };
+            for _ in 0..digits {
+                if let Some(d) = src.next() {
+                    step(&mut at, d);
+                }
+            }
+        } else if quote == Some('\'') && v == '\'' && src.peek() == Some(&'\'') {
+            // `''` is one quote inside a single-quoted scalar.
+            src.next();
+            src.next();
+            step(&mut at, v);
+            step(&mut at, v);
+        } else if src.peek() == Some(&v) {
             src.next();
             step(&mut at, v);
         } else {

@@ -75,8 +75,12 @@ pub fn rendered(dir: &Path) -> String {
 
 /// Each fixture of `group` must produce exactly the diagnostics in its
 /// `expected.txt`, and build exactly when that file holds no error.
+/// `UPDATE_EXPECTED=1` rewrites the files instead (review the diff).
 pub fn assert_fixtures_match_expected(group: &str, required: &[&str]) {
     for dir in fixture_dirs(group, required) {
+        if std::env::var_os("UPDATE_EXPECTED").is_some() {
+            std::fs::write(dir.join("expected.txt"), rendered(&dir)).expect("expected.txt");
+        }
         let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
         let builds = flapi_codegen::load(&dir).is_ok();
         assert_eq!(
