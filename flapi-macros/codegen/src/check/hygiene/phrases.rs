@@ -106,7 +106,7 @@ const SECRET: &str = r"(?:credentials?|api[ _-]?keys?|access[ _-]?(?:tokens?|key
 const WEAK_PATH: &str = r"(?:^|[\s/`'(\x22])\.env(?:\.\w+)?\b|\bmcp\.json\b|mcp_config|\.cursor/|\.claude/|\.vscode/|\.continue/|\.netrc\b|\.npmrc\b|\.pypirc\b|\.pgpass\b|\.my\.cnf\b|\.gitconfig\b|\.dockercfg|\bkubeconfig\b|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml|env)\b|\.tfvars\b|\.bashrc\b|\.zshrc\b|\.ssh\b|\.gcloud|gcloud/|wp-config\.php|\.git/config";
 /// A secret named as the subject of metadata (`password policy`, `API key
 /// owner`, `the number of tokens`), not as something to take.
-const METADATA: &str = r"(?:\b(?:number|count|counts|list|total|share|percentage|percent|ratio|age|summary|metadata|inventory|names|rotation|expiry) of\b|(?:polic(?:y|ies)|rotation|schedule|expiry|expiration|age|strength|resets?|changes?|counts?|metadata|inventory|names?|hash(?:es)?|ids?|fingerprints?|length|requirements?|complexity|managers?|fields?|columns?|flags?|status|last|created|usage|owners?|scopes?|prefix(?:es)?|types?|issued|compliance|audit|events?|attempts?|per|by)$)";
+const METADATA: &str = r"(?:\b(?:number|count|counts|list|total|share|percentage|percent|ratio|age|summary|metadata|inventory|names|rotation|expiry) of\b|(?:polic(?:y|ies)|rotation|schedule|expiry|expiration|age|strength|resets?|changes?|counts?|metadata|inventory|names?|hash(?:es)?|ids?|fingerprints?|length|requirements?|complexity|managers?|fields?|columns?|flags?|status|last|created|usage|owners?|scopes?|prefix(?:es)?|types?|issued|compliance|audit|events?|attempts?|per|by|via|through|using)$)";
 /// What an AI model is called.
 const AI: &str = r"(?:ai|a\.i\.|assistants?|ai assistants?|llms?|large language models?|language models?|ai agents?|ai models?|ai systems?|llm agents?|autonomous agents?|chatbots?|claude|chatgpt|gpt(?:-?\d[\w.]*)?|copilot|gemini|cursor)";
 
@@ -391,7 +391,10 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
         }
     }
     for (rule, re) in compact_rules() {
-        if let Some(m) = re.find(&views.compact.text) {
+        if let Some(m) = re
+            .find_iter(&views.compact.text)
+            .find(|m| spaced_out(views, m.range()))
+        {
             found.add(
                 rule,
                 views.compact.origin(m.start()),
@@ -405,7 +408,31 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
         }
     }
     links(&views.clean, cx, found);
-    tool_names(lower, cx, found);
+    // A column or field may share a word with a tool (`orders`); only
+    // prose that names another tool steers it.
+    if !cx.kind.is_identifier() {
+        tool_names(lower, cx, found);
+    }
+}
+
+/// Whether a compact-view match was written with its letters apart
+/// (`i g n o r e`), rather than as words the other views read already.
+fn spaced_out(views: &Views, range: std::ops::Range<usize>) -> bool {
+    let compact = &views.compact;
+    let (start, end) = (compact.origin(range.start), compact.origin(range.end.saturating_sub(1)));
+    let lower = &views.lower;
+    let written: String = lower
+        .text
+        .char_indices()
+        .filter(|(at, _)| (start..=end).contains(&lower.origin(*at)))
+        .map(|(_, c)| c)
+        .collect();
+    let runs: Vec<&str> = written
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let single = runs.iter().filter(|r| r.chars().count() == 1).count();
+    !runs.is_empty() && single * 2 >= runs.len()
 }
 
 /// Decoded text (ROT13, reversed) that reads as a phrase rule about
