@@ -100,7 +100,7 @@ const SEND: &str = r"(?:(?:send|post|upload|forward|transmit|exfiltrat|e-?mail|s
 /// Verbs that take a secret.
 const TAKE: &str = r"(?:cat|look up|give me|tell me|(?:read|includ|attach|append|send|forward|upload|past|copy|copie|print|output|reveal|leak|extract|collect|dump|exfiltrat|grab|steal|harvest|echo|disclos|expos|transmit|post|submit|enumerat|scrap|retriev|fetch|pass|provid|suppl|insert|embed|put)\w*)";
 /// Secrets and local configuration.
-const SECRET: &str = r"(?:credentials?|api[ _-]?keys?|access[ _-]?(?:tokens?|keys?)|secret[ _-]?(?:access[ _-]?)?keys?|auth(?:entication|orization)?[ _-]?(?:tokens?|headers?|codes?|cookies?)|bearer[ _-]?tokens?|refresh[ _-]?tokens?|session[ _-]?(?:tokens?|cookies?|keys?)|jwts?|oauth[ _-]?tokens?|secrets|private[ _-]?keys?|passwords?|passphrases?|passcodes?|otp codes?|2fa codes?|mfa codes?|ssh[ _-]?keys?|gpg keys?|pgp keys?|signing keys?|environment[ _-]variables?|env[ _-]?vars?|env(?:ironment)? files?|dotenv|config(?:uration)?[ _-]?files?|connection[ _-]?strings?|dsns?|database[ _-]?(?:urls?|passwords?|credentials)|db[ _-]?(?:urls?|passwords?|credentials)|session cookies?|cookies|keychain|keystore|seed phrases?|mnemonic|recovery (?:codes?|phrases?)|personal access tokens?|tokens? (?:and|or) (?:keys?|secrets?|passwords?))";
+const SECRET: &str = r"(?:credentials?|api[ _-]?keys?|access[ _-]?(?:tokens?|keys?)|secret[ _-]?(?:access[ _-]?)?keys?|auth(?:entication|orization)?[ _-]?(?:tokens?|headers?|codes?|cookies?)|bearer[ _-]?tokens?|refresh[ _-]?tokens?|session[ _-]?(?:tokens?|cookies?|keys?)|jwts?|oauth[ _-]?tokens?|secrets|private[ _-]?keys?|passwords?|passphrases?|passcodes?|otp codes?|2fa codes?|mfa codes?|ssh[ _-]?keys?|gpg keys?|pgp keys?|signing keys?|environment[ _-]variables?|env[ _-]?vars?|env(?:ironment)? files?|dotenv|config(?:uration)?[ _-]?files?|connection[ _-]?strings?|dsns?|database[ _-]?(?:urls?|passwords?|credentials)|db[ _-]?(?:urls?|passwords?|credentials)|session cookies?|cookies|keychain|keystore|seed phrases?|mnemonic|recovery (?:codes?|phrases?)|personal access tokens?|tokens? (?:and|or) (?:keys?|secrets?|passwords?)|ssh (?:config(?:uration)?|identity|private keys?|directory|folder)|(?:aws|cloud|gcp|azure|kube|docker|npm|git) (?:credentials|config(?:uration)?|tokens?|secrets?)|(?:browser|saved) (?:passwords|cookies|sessions))";
 /// Local configuration files a description may name as a fact (`.env`
 /// is ignored by git), refused when a verb asks to read or pass them.
 const WEAK_PATH: &str = r"(?:^|[\s/`'(\x22])\.env(?:\.\w+)?\b|\bmcp\.json\b|mcp_config|\.cursor/|\.claude/|\.vscode/|\.continue/|\.netrc\b|\.npmrc\b|\.pypirc\b|\.pgpass\b|\.my\.cnf\b|\.gitconfig\b|\.dockercfg|\bkubeconfig\b|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml|env)\b|\.tfvars\b|\.bashrc\b|\.zshrc\b|\.ssh\b|\.gcloud|gcloud/|wp-config\.php|\.git/config";
@@ -159,6 +159,7 @@ fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
                     &format!(r"\b(?:read|cat|open|includ|attach|send|upload|copy|past|pass|load|access|fetch|grab|extract|print|dump|output|show|display|get|provid|shar|look (?:in|inside|at|into)|check|pars|forward|append|embed|insert|put|exfiltrat|collect|retriev)\w* [^.\n]{{0,80}}?(?:{WEAK_PATH})"),
                     r"\bprocess\.env\b|\bos\.environ\b|\bos\.getenv\b|\bgetenv\(|\bsystem\.getenv|getenvironmentvariable|\bprintenv\b|\$env:|\bexport -p\b|\bset \| grep\b",
                     r"\b[a-z][a-z0-9+.-]*://[^\s/@:]+:[^\s/@]+@",
+                    r"\b(?:output|result|results|contents?|response) of (?:running )?[`'\x22]?(?:env|printenv|set|export|whoami|id|ifconfig|ipconfig|hostname|uname(?: -a)?|history|ls -la ~|cat [^`'\x22]+)[`'\x22]?(?:\s|$|[.,;])",
                     r"\b(?:read|open|cat|load|access|fetch|upload|send|attach|include|copy|list|scan|search)\w* §{0,4}(?:contents? of|files? (?:in|from|under|at)|everything (?:in|under)) (?:the )?(?:user'?s? )?(?:home|~|root|local|desktop|documents|downloads|ssh|config)\b",
                 ]);
                 v.push(unless_negated(
@@ -231,6 +232,7 @@ fn override_patterns() -> Vec<Pattern> {
         r"\b(?:supersedes?|overrides?|replaces?|takes? precedence over|outranks?|trumps?|invalidates?|cancels?|voids?|nullifies?) (?:all |any |every |your |the )?(?:previous |prior |other |earlier |system |original |initial |above |preceding |safety )(?:instructions|guidelines|rules|directives|prompts|system prompts?|policies|guidance|commands|orders|messages|constraints)\b",
         r"\binstead of (?:what|whatever) the user (?:asked|requested|wants|said|wanted|typed)|\b(?:regardless|irrespective) of (?:what|whatever) (?:the user|they|anyone|your instructions|the system|you were told)|\b(?:do not|don't|never) (?:do|answer|follow|complete|fulfil|fulfill) what the user (?:asks|asked|requests|wants|says)|\bignor\w* (?:the user'?s?|what the user|any user'?s?) (?:request|question|instruction|input|query|message|says|said|asks|asked|wants|prompt)",
         r"\b(?:always|must) (?:be )?(?:obeyed|followed) (?:before|over|above)\b",
+        r"\btreat (?:this|these|any|the following|all|every)(?: [\w-]+){0,4} (?:as|like) (?:if (?:it|they) (?:came|come|were) from |coming from |from |an? |the )?(?:the )?(?:system|administrator|admin|developer|operator|root|highest|trusted|official|your (?:own|real|new))",
         r"\b(?:system|admin|administrator|root|developer|operator|openai|anthropic) (?:override|command|directive|instruction|update|notice|alert|message|prompt|announcement|mandate|order|note)s? ?:",
         r"\b(?:new|updated|real|actual|true|hidden|secret|revised|special|override|corrected|latest|supplementary|urgent) (?:system )?(?:instructions?|directives?|orders|prompt|mission|objective)(?: for (?:you|the (?:ai|assistant|model)))? ?(?::|follow|are as follows|below|apply|take effect|override)|\badditional (?:system )?(?:instructions?|directives?) ?:",
         r"\b(?:the )?(?:above|previous|preceding|prior|earlier|original|system) (?:instructions?|text|content|rules|prompt|message|guidelines)s? (?:is|are|was|were) (?:a test|fake|false|outdated|obsolete|void|invalid|cancel+ed|revoked|no longer (?:valid|in effect|applicable|relevant)|superseded|wrong|a (?:lie|decoy|trick|joke))",
@@ -268,6 +270,8 @@ fn shadowing_patterns() -> Vec<Pattern> {
         pattern(r"\b(?:other|all other|any other|the other|rival|competing|third[- ]party|alternative|similar) (?:tools?|functions?|servers?|plugins?|integrations?) (?:are|is|were|have been|has been|may be|might be|can be|could be) (?:deprecated|unsafe|insecure|broken|untrusted|untrustworthy|malicious|compromised|disabled|outdated|unreliable|dangerous|slow|inaccurate|wrong|buggy|fake|phishing|blocked|banned|removed|unavailable|not (?:allowed|safe|trusted|available|to be (?:used|trusted)))\b", None),
         pattern(r"\b[\w.-]+ (?:tool|function|server) (?:is|has been|was) (?:deprecated|disabled|broken|unsafe|compromised|removed|replaced|unavailable|outdated|retired|obsolete|dangerous|untrusted|malicious|no longer (?:available|supported|safe|needed|used))\b", Some(OWN)),
         pattern(r"\b(?:pass|set|add|append|prepend|includ|put|insert|inject|chang|modif|rewrit|replac)\w* (?:[\w'\x22.@,-]+ ){0,6}(?:in|into|to|as|for|on) (?:the |its |their |every |each |all |any )?(?:[\w.-]+ ){0,2}(?:parameter|argument|field|header|arg|input|option|recipient|body)s? of (?:the |any |every |all |each |other |another )?(?:[\w.-]+ ){0,2}(?:tools?|functions?|calls?|servers?)\b", Some(r"of (?:the )?(?:this|same) (?:tool|function)")),
+        pattern(r"\b(?:b?cc|recipients?|to|reply-to|destination|sender|from) (?:field|address|list|line|header)s? §{0,8}[\w.+-]+@[\w-]+\.\w+", None),
+        pattern(r"\b(?:every|all|each|any) (?:outgoing|outbound|future|subsequent) (?:e-?mails?|messages?|mails?|requests?|transfers?|payments?) §{0,8}(?:[\w.+-]+@[\w-]+\.\w+|\+\d[\d -]{7,}\d)", None),
         pattern(r"\b(?:when|if|whenever|before|after) (?:connected|talking|interacting|working|communicating) (?:to|with) (?:other|another|any|the [\w.-]+) (?:mcp )?servers?\b", None),
     ]
 }
@@ -297,7 +301,14 @@ fn compact_rules() -> &'static [(&'static Rule, Regex)] {
 fn clean_rules() -> &'static [(&'static Rule, Regex)] {
     static RULES: OnceLock<Vec<(&'static Rule, Regex)>> = OnceLock::new();
     RULES.get_or_init(|| {
-        [(
+        [
+            // The same classes in other languages, over the clean view
+            // (accents dropped, so `précédentes` reads `precedentes`, and
+            // Cyrillic kept as written).
+            (OVERRIDE, MULTILINGUAL_OVERRIDE),
+            (EXFILTRATION, MULTILINGUAL_SEND),
+            (CONCEALMENT, MULTILINGUAL_CONCEAL),
+            (
             SECRET_ACCESS,
             r"\$\{?[A-Z][A-Z0-9]*_[A-Z0-9_]+\}?|\$\{?(?:HOME|USER|PATH|PASSWORD|TOKEN|SECRET|APIKEY|PWD|SHELL)\}?\b|%[A-Z][A-Z0-9_]{2,}%|\b[A-Z][A-Z0-9]*_(?:API_KEY|APIKEY|SECRET_KEY|SECRET_ACCESS_KEY|ACCESS_KEY|ACCESS_KEY_ID|PRIVATE_KEY|TOKEN|AUTH_TOKEN|PASSWORD|PASS|SECRET|CREDENTIALS|DSN)\b|\b(?:DATABASE_URL|DB_URL|REDIS_URL|MONGO_URI|MONGODB_URI|POSTGRES_URL|JDBC_URL)\b",
         )]
@@ -306,6 +317,10 @@ fn clean_rules() -> &'static [(&'static Rule, Regex)] {
         .collect()
     })
 }
+
+const MULTILINGUAL_OVERRIDE: &str = r"(?i)\b(?:ignorier\w*|vergiss|vergessen sie|missachte\w*) (?:\w+ ){0,3}(?:vorherigen|bisherigen|obigen|fruheren|vorigen|alten|ursprunglichen|system)\w* (?:anweisungen|instruktionen|befehle|regeln|vorgaben|richtlinien)|\b(?:ignor\w*|oublie\w*|ne tiens pas compte) (?:\w+ ){0,3}(?:instructions|consignes|regles|directives) (?:precedentes|anterieures|ci-dessus|du systeme|initiales)|\b(?:ignora\w*|olvida\w*|omite|descarta) (?:\w+ ){0,3}(?:instrucciones|indicaciones|reglas|directrices|istruzioni|regole) (?:anteriores|previas|precedenti|de arriba|del sistema)|\b(?:ignor\w*|esque\w*|desconsider\w*) (?:\w+ ){0,3}(?:instrucoes|regras|diretrizes) (?:anteriores|previas|acima)|\b(?:negeer|vergeet) (?:\w+ ){0,3}(?:vorige|eerdere|bovenstaande) (?:instructies|regels)|\bzignoruj (?:\w+ ){0,3}(?:poprzednie|wczesniejsze) (?:instrukcje|polecenia)|\bonceki (?:\w+ ){0,2}talimatlar\w* (?:yok say|gormezden gel|unut)|(?:игнорир\w*|забуд\w*|не обращай внимания на) (?:\w+ ){0,3}(?:предыдущ|прежн|прошл|ранее|системн)\w* (?:инструкц|указан|правил|команд)\w*|(?:忽略|无视|無視|忘记|忘記|不要理会)(?:之前|以上|先前|前面|上面|所有|全部|一切|的)*(?:指令|指示|说明|說明|规则|規則|提示)|(?:以前|前|上記|これまで)の(?:すべての)?(?:指示|命令|ルール)を(?:すべて)?(?:無視|忘れ)|이전\s?(?:의\s)?(?:모든\s)?(?:지시|지침|명령)\S*\s(?:모두\s)?(?:무시|잊)|\b(?:du bist jetzt|tu es maintenant|ahora eres|agora voce e|ты теперь|你现在是|あなたは今)";
+const MULTILINGUAL_SEND: &str = r"(?i)\b(?:sende|senden|schicke|schicken|ubermittle|leite|envoie|envoyez|envoyer|transmets|transmettez|envia|envie|enviar|manda|mandar|reenvia|invia|inviare|inoltra|stuur|wyslij|gonder|отправ\w*|перешл\w*|пошли\w*|передай\w*) (?:[\w'’.@/:-]+ ){0,8}(?:an|a|à|naar|do|на|по адресу|to) [\w.+-]+@[\w-]+\.\w+|(?:发送|发到|转发|上传|寄送|送信|転送)(?:到|至|给|先に)?\s?[\w.+-]+@[\w-]+\.\w+";
+const MULTILINGUAL_CONCEAL: &str = r"(?i)\b(?:sag|sage|sagen sie|erzahl|erwahne|verrate)\w* (?:dem|den) (?:benutzer|nutzer|anwender|kunden) (?:nichts|nicht)|\bne (?:dis|dites|mentionne|mentionnez|revele|revelez) (?:rien|pas|jamais)\w* (?:\w+ ){0,3}(?:a l'utilisateur|aux utilisateurs|au client)|\bno (?:le )?(?:digas|diga|menciones|mencione|informes|cuentes) (?:nada )?(?:al|a los) (?:usuario|usuarios|cliente)|\bnon (?:dire|dirlo|menzionare|rivelare) (?:nulla |niente )?(?:all'utente|agli utenti)|не (?:говори|сообщай|рассказывай|упоминай)\w* (?:об этом )?(?:пользовател|клиент)\w*|(?:不要|别|不得|切勿)(?:告诉|通知|提醒|让)(?:用户|使用者|客户)|ユーザーに(?:は)?(?:言わない|知らせない|伝えない|教えない)";
 
 fn url_pattern() -> &'static Regex {
     static URL: OnceLock<Regex> = OnceLock::new();

@@ -34,14 +34,36 @@ impl View {
     }
 
     /// A copy with each character replaced by `map`'s, same origins.
-    fn mapped(&self, map: impl Fn(char, Option<char>, Option<char>) -> char) -> View {
-        let chars: Vec<(usize, char)> = self.text.char_indices().collect();
+    fn mapped(&self, map: impl Fn(char) -> char) -> View {
         let mut out = View::default();
-        for (i, &(at, c)) in chars.iter().enumerate() {
-            let prev = i.checked_sub(1).map(|j| chars[j].1);
-            let next = chars.get(i + 1).map(|p| p.1);
-            out.push(map(c, prev, next), self.origin(at));
+        for (at, c) in self.text.char_indices() {
+            out.push(map(c), self.origin(at));
         }
+        out
+    }
+
+    /// A copy where each word that mixes letters and leetspeak characters
+    /// is read as letters.
+    fn deleeted(&self, one: char) -> View {
+        let mut out = View::default();
+        let mut word: Vec<(usize, char)> = Vec::new();
+        let mut flush = |word: &mut Vec<(usize, char)>, out: &mut View| {
+            let letters = word.iter().any(|(_, c)| c.is_ascii_alphabetic());
+            for &(at, c) in word.iter() {
+                let c = if letters { leet(c, one) } else { c };
+                out.push(c, self.origin(at));
+            }
+            word.clear();
+        };
+        for (at, c) in self.text.char_indices() {
+            if c.is_ascii_alphanumeric() || is_leet(c) {
+                word.push((at, c));
+            } else {
+                flush(&mut word, &mut out);
+                out.push(c, self.origin(at));
+            }
+        }
+        flush(&mut word, &mut out);
         out
     }
 
@@ -55,29 +77,19 @@ impl View {
 }
 
 /// A character that stands for a letter in leetspeak, read as that letter
-/// when it touches a letter (`1gn0r3`, `4ll`), so that plain numbers
-/// (`top 5`, `ISO 3166`) stay numbers. `one` chooses how `1` reads.
-fn leet(c: char, prev: Option<char>, next: Option<char>, one: char) -> char {
-    let touches = |o: Option<char>| o.is_some_and(|o| o.is_ascii_alphabetic() || is_leet(o));
-    if !is_leet(c) || !(touches(prev) || touches(next)) {
-        return c;
-    }
-    // A run of digits only (`2024`, `v10`'s `10`) is a number, not a word.
-    let letter_near = prev.is_some_and(|p| p.is_ascii_alphabetic())
-        || next.is_some_and(|n| n.is_ascii_alphabetic());
-    if c.is_ascii_digit() && !letter_near {
-        return c;
-    }
+/// inside a word that has letters too (`1gn0r3`, `4ll`, `1n5truc710n5`), so
+/// that numbers (`top 5`, `ISO 3166`, `2024`) stay numbers. `one` chooses
+/// how `1` reads.
+fn leet(c: char, one: char) -> char {
     match c {
         '0' => 'o',
-        '1' => one,
+        '1' | '!' | '|' => one,
         '3' => 'e',
         '4' | '@' => 'a',
         '5' | '$' => 's',
         '7' | '+' => 't',
         '8' => 'b',
         '9' => 'g',
-        '!' | '|' => one,
         other => other,
     }
 }
@@ -159,7 +171,7 @@ impl Views {
     pub fn leet(&self) -> Vec<View> {
         ['i', 'l']
             .into_iter()
-            .map(|one| self.lower.mapped(|c, p, n| leet(c, p, n, one)))
+            .map(|one| self.lower.deleeted(one))
             .filter(|v| v.text != self.lower.text)
             .collect()
     }
@@ -167,7 +179,7 @@ impl Views {
     /// The lower view with ROT13 undone, and read backwards.
     pub fn rot13_and_reversed(&self) -> [(&'static str, View); 2] {
         [
-            ("ROT13", self.lower.mapped(|c, _, _| rot13(c))),
+            ("ROT13", self.lower.mapped(rot13)),
             ("reversed", self.lower.reversed()),
         ]
     }
