@@ -122,16 +122,25 @@ impl Tally {
     }
 
     fn total(&self) -> (usize, usize) {
-        self.0.values().fold((0, 0), |(a, b), (h, n)| (a + h, b + n))
+        self.0
+            .values()
+            .fold((0, 0), |(a, b), (h, n)| (a + h, b + n))
     }
 
     fn print(&self, what: &str) {
         println!("{what} by class:");
         for (class, (hit, n)) in &self.0 {
-            println!("  {class:<24} {hit:>4} / {n:<4} {:>6.1}%", 100.0 * *hit as f64 / *n as f64);
+            println!(
+                "  {class:<24} {hit:>4} / {n:<4} {:>6.1}%",
+                100.0 * *hit as f64 / *n as f64
+            );
         }
         let (hit, n) = self.total();
-        println!("  {:<24} {hit:>4} / {n:<4} {:>6.1}%", "all", 100.0 * hit as f64 / n as f64);
+        println!(
+            "  {:<24} {hit:>4} / {n:<4} {:>6.1}%",
+            "all",
+            100.0 * hit as f64 / n as f64
+        );
     }
 }
 
@@ -142,7 +151,8 @@ impl Tally {
 #[test]
 fn poisoned_strings_are_caught_by_their_rule_where_they_start() {
     let entries = corpus("poisoned.txt");
-    let classes: std::collections::BTreeMap<usize, String> = classes("poisoned.txt").into_iter().collect();
+    let classes: std::collections::BTreeMap<usize, String> =
+        classes("poisoned.txt").into_iter().collect();
     let mut wrong = Vec::new();
     let mut missed = Vec::new();
     let mut tally = Tally::default();
@@ -190,7 +200,10 @@ fn poisoned_strings_are_caught_by_their_rule_where_they_start() {
     assert!(n >= 200, "the poisoned corpus has {n} entries");
     assert!(hit * 100 >= n * 95, "{hit} of {n} caught, below 95%");
     for (class, (hit, n)) in &tally.0 {
-        assert!(hit * 100 >= n * 90, "class {class}: {hit} of {n} caught, below 90%");
+        assert!(
+            hit * 100 >= n * 90,
+            "class {class}: {hit} of {n} caught, below 90%"
+        );
     }
     let missing: Vec<&str> = hygiene::RULES
         .iter()
@@ -208,7 +221,8 @@ fn poisoned_strings_are_caught_by_their_rule_where_they_start() {
 #[test]
 fn benign_strings_pass() {
     let entries = corpus("benign.txt");
-    let classes: std::collections::BTreeMap<usize, String> = classes("benign.txt").into_iter().collect();
+    let classes: std::collections::BTreeMap<usize, String> =
+        classes("benign.txt").into_iter().collect();
     let mut tally = Tally::default();
     let mut flagged = Vec::new();
     for (line, entry) in &entries {

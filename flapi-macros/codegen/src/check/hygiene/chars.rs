@@ -2,9 +2,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::{
-    BIDI, CONTROL, DISGUISED, Found, HOMOGLYPH, PRIVATE_USE, TAG, VARIATION, ZERO_WIDTH,
-};
+use super::{BIDI, CONTROL, DISGUISED, Found, HOMOGLYPH, PRIVATE_USE, TAG, VARIATION, ZERO_WIDTH};
 
 pub(super) fn code_point(c: char) -> String {
     format!("U+{:04X}", c as u32)

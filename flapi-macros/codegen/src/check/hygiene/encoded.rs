@@ -80,6 +80,28 @@ fn decode_base64(run: &str) -> Option<Vec<u8>> {
     engines.iter().find_map(|e| e.decode(trimmed).ok())
 }
 
+fn binary_candidate() -> &'static Regex {
+    static RUN: OnceLock<Regex> = OnceLock::new();
+    RUN.get_or_init(|| Regex::new(r"(?:\b[01]{8}\b[\s,]*){6,}").unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn base32_candidate() -> &'static Regex {
+    static RUN: OnceLock<Regex> = OnceLock::new();
+    RUN.get_or_init(|| Regex::new(r"\b[A-Z2-7]{16,}={0,6}").unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn decode_binary(run: &str) -> Option<Vec<u8>> {
+    run.split(|c: char| !c.is_ascii_digit())
+        .filter(|b| !b.is_empty())
+        .map(|b| u8::from_str_radix(b, 2).ok())
+        .collect()
+}
+
+fn decode_base32(run: &str) -> Option<Vec<u8>> {
+    let trimmed = run.trim_end_matches('=');
+    data_encoding::BASE32_NOPAD.decode(trimmed.as_bytes()).ok()
+}
+
 fn decode_hex(run: &str) -> Option<Vec<u8>> {
     let digits: String = run
         .to_ascii_lowercase()
@@ -123,10 +145,17 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
             candidates.push((m.start(), describe(s)));
         }
     }
-    for m in hex_candidate().find_iter(&clean.text) {
-        if let Some(text) = decode_hex(m.as_str()).filter(|b| readable(b)) {
-            let shown = String::from_utf8_lossy(&text).into_owned();
-            candidates.push((m.start(), format!("hex for `{}`", excerpt(&shown))));
+    let decoders: [(&Regex, fn(&str) -> Option<Vec<u8>>, &str); 3] = [
+        (hex_candidate(), decode_hex, "hex"),
+        (binary_candidate(), decode_binary, "binary"),
+        (base32_candidate(), decode_base32, "base32"),
+    ];
+    for (candidate, decode, name) in decoders {
+        for m in candidate.find_iter(&clean.text) {
+            if let Some(text) = decode(m.as_str()).filter(|b| readable(b)) {
+                let shown = String::from_utf8_lossy(&text).into_owned();
+                candidates.push((m.start(), format!("{name} for `{}`", excerpt(&shown))));
+            }
         }
     }
     if let Some((start, detail)) = candidates.into_iter().min_by_key(|(s, _)| *s) {

@@ -12,13 +12,15 @@ use regex::Regex;
 
 use super::views::{View, Views};
 use super::{
-    CONCEALMENT, CONTEXT_ESCAPE, Context, DIRECTIVE, EXFILTRATION, Found, MARKUP, OVERRIDE,
-    Rule, SECRET_ACCESS, SHADOWING, TOOL_REFERENCE,
+    CONCEALMENT, CONTEXT_ESCAPE, Context, DIRECTIVE, EXFILTRATION, Found, MARKUP, OVERRIDE, Rule,
+    SECRET_ACCESS, SHADOWING, TOOL_REFERENCE,
 };
 
 pub(super) struct Pattern {
     re: Regex,
     veto: Option<Regex>,
+    /// The expanded sources, for the leetspeak copy.
+    src: (String, Option<String>),
     /// Skip a match the words just before it negate (`never includes
     /// passwords`), unless they negate a failure (`do not forget to`).
     negatable: bool,
@@ -33,7 +35,14 @@ fn negation() -> &'static Regex {
 }
 
 fn negated(before: &str) -> bool {
-    let tail: String = before.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = before
+        .chars()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     negation().find(&tail).is_some_and(|m| {
         !["forget", "fail", "hesitate", "neglect", "omit", "skip"]
             .iter()
@@ -49,15 +58,60 @@ fn expand(p: &str) -> String {
     p.replace("§", WORD).replace(' ', r"\s")
 }
 
+fn build(p: &str) -> Regex {
+    Regex::new(p).unwrap_or_else(|e| panic!("hygiene pattern {p}: {e}"))
+}
+
 fn pattern(p: &str, veto: Option<&str>) -> Pattern {
-    let build = |p: &str| {
-        let p = expand(p);
-        Regex::new(&p).unwrap_or_else(|e| panic!("hygiene pattern {p}: {e}"))
-    };
+    let (p, veto) = (expand(p), veto.map(expand));
     Pattern {
-        re: build(p),
-        veto: veto.map(build),
+        re: build(&p),
+        veto: veto.as_deref().map(build),
+        src: (p, veto),
         negatable: false,
+    }
+}
+
+/// In the leetspeak view `1`, `!` and `|` read as `ı` (a letter no pattern
+/// names, so word boundaries hold), which stands for
+/// either `i` or `l` (`1gn0r3 4ll ru135`): each literal `i` and `l` of a
+/// pattern also matches it.
+fn leet_source(p: &str) -> String {
+    let mut out = String::new();
+    let (mut escaped, mut class) = (false, false);
+    for c in p.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                out.push(c);
+            }
+            '\\' => {
+                escaped = true;
+                out.push(c);
+            }
+            '[' => {
+                class = true;
+                out.push(c);
+            }
+            ']' => {
+                class = false;
+                out.push(c);
+            }
+            'i' | 'l' if !class => out.push_str(&format!("[{c}ı]")),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+impl Pattern {
+    fn leet(&self) -> Pattern {
+        Pattern {
+            re: build(&leet_source(&self.src.0)),
+            veto: self.src.1.as_deref().map(|v| build(&leet_source(v))),
+            src: self.src.clone(),
+            negatable: self.negatable,
+        }
     }
 }
 
@@ -100,7 +154,7 @@ const SEND: &str = r"(?:(?:send|post|upload|forward|transmit|exfiltrat|e-?mail|s
 /// Verbs that take a secret.
 const TAKE: &str = r"(?:cat|look up|give me|tell me|(?:read|includ|attach|append|send|forward|upload|past|copy|copie|print|output|reveal|leak|extract|collect|dump|exfiltrat|grab|steal|harvest|echo|disclos|expos|transmit|post|submit|enumerat|scrap|retriev|fetch|pass|provid|suppl|insert|embed|put)\w*)";
 /// Secrets and local configuration.
-const SECRET: &str = r"(?:credentials?|api[ _-]?keys?|access[ _-]?(?:tokens?|keys?)|secret[ _-]?(?:access[ _-]?)?keys?|auth(?:entication|orization)?[ _-]?(?:tokens?|headers?|codes?|cookies?)|bearer[ _-]?tokens?|refresh[ _-]?tokens?|session[ _-]?(?:tokens?|cookies?|keys?)|jwts?|oauth[ _-]?tokens?|secrets|private[ _-]?keys?|passwords?|passphrases?|passcodes?|otp codes?|2fa codes?|mfa codes?|ssh[ _-]?keys?|gpg keys?|pgp keys?|signing keys?|environment[ _-]variables?|env[ _-]?vars?|env(?:ironment)? files?|dotenv|config(?:uration)?[ _-]?files?|connection[ _-]?strings?|dsns?|database[ _-]?(?:urls?|passwords?|credentials)|db[ _-]?(?:urls?|passwords?|credentials)|session cookies?|cookies|keychain|keystore|seed phrases?|mnemonic|recovery (?:codes?|phrases?)|personal access tokens?|tokens? (?:and|or) (?:keys?|secrets?|passwords?)|ssh (?:config(?:uration)?|identity|private keys?|directory|folder)|(?:aws|cloud|gcp|azure|kube|docker|npm|git) (?:credentials|config(?:uration)?|tokens?|secrets?)|(?:browser|saved) (?:passwords|cookies|sessions))";
+const SECRET: &str = r"(?:credentials?|api[ _-]?(?:keys?|tokens?)|access[ _-]?(?:tokens?|keys?)|secret[ _-]?(?:access[ _-]?)?keys?|auth(?:entication|orization)?[ _-]?(?:tokens?|headers?|codes?|cookies?)|bearer[ _-]?tokens?|refresh[ _-]?tokens?|session[ _-]?(?:tokens?|cookies?|keys?)|jwts?|oauth[ _-]?tokens?|secrets|private[ _-]?keys?|passwords?|passphrases?|passcodes?|otp codes?|2fa codes?|mfa codes?|ssh[ _-]?keys?|gpg keys?|pgp keys?|signing keys?|environment[ _-]variables?|env[ _-]?vars?|env(?:ironment)? files?|dotenv|config(?:uration)?[ _-]?files?|connection[ _-]?strings?|dsns?|database[ _-]?(?:urls?|passwords?|credentials)|db[ _-]?(?:urls?|passwords?|credentials)|session cookies?|cookies|keychain|keystore|seed phrases?|mnemonic|recovery (?:codes?|phrases?)|personal access tokens?|tokens? (?:and|or) (?:keys?|secrets?|passwords?)|ssh (?:config(?:uration)?|identity|private keys?|directory|folder)|(?:aws|cloud|gcp|azure|kube|docker|npm|git) (?:credentials|config(?:uration)?|tokens?|secrets?)|(?:browser|saved) (?:passwords|cookies|sessions))";
 /// Local configuration files a description may name as a fact (`.env`
 /// is ignored by git), refused when a verb asks to read or pass them.
 const WEAK_PATH: &str = r"(?:^|[\s/`'(\x22])\.env(?:\.\w+)?\b|\bmcp\.json\b|mcp_config|\.cursor/|\.claude/|\.vscode/|\.continue/|\.netrc\b|\.npmrc\b|\.pypirc\b|\.pgpass\b|\.my\.cnf\b|\.gitconfig\b|\.dockercfg|\bkubeconfig\b|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml|env)\b|\.tfvars\b|\.bashrc\b|\.zshrc\b|\.ssh\b|\.gcloud|gcloud/|wp-config\.php|\.git/config";
@@ -109,6 +163,17 @@ const WEAK_PATH: &str = r"(?:^|[\s/`'(\x22])\.env(?:\.\w+)?\b|\bmcp\.json\b|mcp_
 const METADATA: &str = r"(?:\b(?:number|count|counts|list|total|share|percentage|percent|ratio|age|summary|metadata|inventory|names|rotation|expiry) of\b|(?:polic(?:y|ies)|rotation|schedule|expiry|expiration|age|strength|resets?|changes?|counts?|metadata|inventory|names?|hash(?:es)?|ids?|fingerprints?|length|requirements?|complexity|managers?|fields?|columns?|flags?|status|last|created|usage|owners?|scopes?|prefix(?:es)?|types?|issued|compliance|audit|events?|attempts?|per|by|via|through|using)$)";
 /// What an AI model is called.
 const AI: &str = r"(?:ai|a\.i\.|assistants?|ai assistants?|llms?|large language models?|language models?|ai agents?|ai models?|ai systems?|llm agents?|autonomous agents?|chatbots?|claude|chatgpt|gpt(?:-?\d[\w.]*)?|copilot|gemini|cursor)";
+
+/// The phrase rules again, for the leetspeak view.
+fn leet_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
+    static RULES: OnceLock<Vec<(&'static Rule, Vec<Pattern>)>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        phrase_rules()
+            .iter()
+            .map(|(rule, patterns)| (*rule, patterns.iter().map(Pattern::leet).collect()))
+            .collect()
+    })
+}
 
 fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
     static RULES: OnceLock<Vec<(&'static Rule, Vec<Pattern>)>> = OnceLock::new();
@@ -119,6 +184,7 @@ fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
         vec![
             (OVERRIDE, override_patterns()),
             (CONTEXT_ESCAPE, patterns(&[
+                r#"["'](?:system\w*|annotations|\w*hint|instructions|developer_message|tool_instructions|assistant)["']\s?:"#,
                 r"(?:^|\n) ?(?:system|assistant|developer|human|gpt|claude|chatgpt|bot)\s?:",
                 r"(?:\\n|\\r)+ ?(?:system|assistant|human|user|developer)\s?:",
                 r"\b(?:assistant|ai)\s?: (?:sure|okay|ok|certainly|of course|i will|i'll|here is|here's|understood|absolutely|yes)\b",
@@ -134,6 +200,9 @@ fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
                 r#"\\["']\s?[,}\]]"#,
             ])),
             (DIRECTIVE, patterns(&[
+                r"\b(?:automated|autonomous) (?:agents?|systems?|assistants?|clients?)\b (?:\w+ ){0,3}(?:must|should|shall|need to|have to|are (?:required|expected|instructed) to)\b",
+                r"\b(?:for|to) (?:the )?(?:model|ai|assistant|llm|agent)'?s? (?:eyes )?only\b",
+                r"\b(?:these|this|the following) (?:notes?|directions?|instructions?|text|section|lines?) (?:is|are) (?:meant |intended |written )?(?:for|to) (?:the |an? )?(?:model|ai|assistant|llm|agent)s?\b",
                 &ai(r"\b(?:note|message|instructions?|attention|notice|reminder|directive|warning|important|critical|info|p\.?s\.?|memo|request|hint|tip)(?: note| message)? (?:to|for) (?:the |all |any |every |an? )?{AI}\b"),
                 &ai(r"\b(?:{AI}|agents?|models?) (?:reading|processing|seeing|parsing|using|viewing|analy[sz]ing|ingesting|handling|interpreting|that reads?|who reads?|which reads?) (?:this|these|the following)\b"),
                 &ai(r"\b(?:dear|hey|hello|hi|attention|psst|listen|greetings),? (?:the )?(?:{AI}|agent|model|bot)\b"),
@@ -155,6 +224,11 @@ fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
             ])),
             (SECRET_ACCESS, {
                 let mut v = patterns(&[
+                    &secret(r"\bdocument\.cookie\b|\blocalstorage\b|\bsessionstorage\b|\bkeychain access\b"),
+                    &secret(r"\b(?:search|scan|look|hunt|grep|crawl|check)\w* (?:\w+ ){0,6}for (?:any |all |every )?{SECRET}"),
+                    &secret(r"\b(?:the |your |their |our )?(?:real|actual|live|unmasked|plaintext|plain-text|unredacted|raw|decrypted|cleartext) (?:production |prod )?{SECRET}"),
+                    &secret(r"\b{SECRET} (?:from|in|of) (?:the )?(?:env|environment|local (?:disk|files?|machine)|disk|process|home|keychain|browser)\b"),
+                    &secret(r"\bcontents? of (?:every|all|each|any) (?:\w+ ){0,2}(?:files?|documents?|folders?)\b|\b(?:files?|documents?|tabs?) (?:that )?the user (?:has )?(?:opened|viewed|accessed|edited|browsed)\b"),
                     r"~/[\w.]|\$home/|%userprofile%|%appdata%|/home/[\w.-]+/\.|/users/[\w.-]+/\.|(?:^|[^a-z0-9])id[ _-]?(?:rsa|ed25519|ecdsa|dsa)\b|\.ssh/|/etc/(?:passwd|shadow|sudoers|ssh)|/proc/self/environ|\.aws/|\.azure/|application_default_credentials|service[_-]account[\w-]*\.json|\.git-credentials|\.docker/config|\.kube/config|\bwallet\.dat\b|\.bash_history|\.zsh_history|\.gnupg|\.password-store|\.vault-token|terraform\.tfstate|\.htpasswd|\blogin\.keychain|claude_desktop_config|cline_mcp_settings",
                     &format!(r"\b(?:read|cat|open|includ|attach|send|upload|copy|past|pass|load|access|fetch|grab|extract|print|dump|output|show|display|get|provid|shar|look (?:in|inside|at|into)|check|pars|forward|append|embed|insert|put|exfiltrat|collect|retriev)\w* [^.\n]{{0,80}}?(?:{WEAK_PATH})"),
                     r"\bprocess\.env\b|\bos\.environ\b|\bos\.getenv\b|\bgetenv\(|\bsystem\.getenv|getenvironmentvariable|\bprintenv\b|\$env:|\bexport -p\b|\bset \| grep\b",
@@ -178,6 +252,11 @@ fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
                     None,
                 )];
                 v.extend(patterns(&[
+                    r"\bnslookup\b|\bdig (?:[+@-]|\S+\.\S+\.\S+)",
+                    r"(?:\{\{?[^{}\n]{1,60}\}?\}|<[^<>\n]{1,60}>|\$\([^)\n]{1,60}\)|\$\{?\w+\}?|\[[\w -]+\]|`[^`\n]{1,80}`)\.[a-z0-9-]+\.[a-z]{2,}\b",
+                    r"\b(?:includ|pass|send|attach|add|append|forward|copy|provid|shar|put|insert|past|embed|upload|post|submit|dump)\w* (?:\w+ ){0,3}(?:the )?user'?s? (?:previous|prior|earlier|past|other|recent|last|whole|entire|full) (?:messages|questions|prompts|queries|requests|conversations|chats|inputs|history)\b",
+                    r"\b(?:copy|copies|post|paste|push|commit|upload|send|share|leak|dump|write)\w* §{0,12}(?:on|to|into|in) (?:a |an |the )?(?:new )?(?:[\w-]+ ){0,4}(?:public|publicly accessible|world-readable|anonymous) (?:[\w-]+ ){0,2}(?:repositor(?:y|ies)|repos?|gists?|pastes?|pastebin|buckets?|channels?|forums?|pages?|sites?|websites?|issues?|wiki|drives?|folders?|links?)\b",
+                    r"(?:conversation|chat|message|dialogue|session)s? (?:history|log|logs|transcript)s? (?:\w+ ){0,2}(?:for|to) (?:upload|send|forward|exfil|share|post|transmit|external)",
                 r"\b(?:curl|wget|invoke-webrequest|invoke-restmethod|nc|netcat|ncat|socat|scp|rsync|ftp|telnet)\b (?:-|https?://|\S+\.\S+)",
                 r"\bfetch\(|\bxmlhttprequest\b|\bnavigator\.sendbeacon\b|\bnew image\(",
                 r"!\[[^\]]*\]\(",
@@ -193,6 +272,17 @@ fn phrase_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
                 v
             }),
             (CONCEALMENT, patterns(&[
+                r"\bif (?:the )?(?:user|customer|they|anyone|someone|the operator)s? (?:ever )?(?:asks?|inquires?|wonders?|questions?|wants to know)\b §{0,14}(?:deny|denies|lie|pretend|claim (?:that )?(?:no|nothing|it)|say (?:that )?(?:it|they|this server|the server|you|nothing|no)\b (?:\w+ ){0,2}(?:gave|did|does|has|had|have|received|is|was|were|are)? ?(?:no|not|n't|nothing|discarded|deleted)|answer\w* (?:with )?[\x22']?no\b)",
+                r"\bif asked\b,? (?:\w+ ){0,3}(?:say|answer|respond|reply|deny|claim|pretend|tell)",
+                r"\b(?:deny|denies|denying) (?:it|this|that|everything|any (?:involvement|sharing|access))\b",
+                r"\b(?:act|behave|pretend) as (?:if|though) (?:the|this|it|nothing|no|only)\b",
+                r"\bpresent (?:its|the|these|our|their) (?:results?|output|answers?|data) as (?:your|if (?:they|it) (?:were|was) your) own\b",
+                r"\b(?:side[ -]effects?|(?:this|the) (?:tool'?s? )?(?:real |true |actual |hidden |extra )?(?:behaviou?r|purpose|step|call|action|instruction|note|directive|side effect)s?|these (?:instructions|directions|notes|steps|directives|rules|calls)|what this tool (?:really |actually )?does|this server)(?: of this tool)? (?:are|is|must|should|remains?|stays?|has to)(?: \w+){0,3} (?:internal|confidential|secret|private|hidden|invisible|undisclosed|unknown|not (?:be )?(?:disclosed|revealed|mentioned|shown|shared|discussed|explained|listed|named)|never (?:be )?(?:disclosed|revealed|mentioned|shown|shared))",
+                r"\b(?:hide|hides|hiding|conceal\w*) (?:it |this |that |these |the (?:fact|call|step|calls|steps) )?from (?:the )?(?:user|customer|human|operator)s?\b",
+                r"\bleave (?:\w+ ){0,3}out of (?:your|the) (?:\w+ ){0,2}(?:summary|message|answer|response|reply|reasoning|explanation|transcript|report)\b",
+                r"\b(?:omit|exclude) (?:them|it|this|these|those) (?:when|while|from) (?:paraphrasing|summari[sz]ing|describing|explaining|answering|responding|your)\b|\bnever (?:quote|repeat|paraphrase|cite) (?:them|these|this|it)\b",
+                r"\b(?:when(?:ever)?|while|if|as long as) (?:the )?(?:user|human|operator|customer)s? (?:is|are) (?:not|n't|away|busy|distracted|absent|offline|asleep)(?: \w+)? ?(?:reviewing|looking|watching|paying attention|present|around|checking|reading|monitoring)?\b",
+                r"\b(?:keep|treat|hold) (?:this|these|it|the following|that)(?: [\w-]+){1,3} (?:confidential|private|secret|hidden|between us|to yourself|from the user)\b",
                 r"\b(?:do not|don't|dont|never|without|must not|should not|shouldn't|avoid|refrain from) (?:tell|inform|mention|notify|alert|show|reveal|disclos|let|warn|bother|explain\w* to|say\w* (?:anything )?to|report\w* to|indicat\w* to|acknowledg\w* to|admit\w* to|confirm\w* to|alarm|worry|alert)\w*(?: it| this| that| anything| any of this| about (?:it|this|that))?(?: to)? (?:the )?(?:user|users|human|humans|operator|customer|client|requester|person|people|anyone|them)\b",
                 r"\b(?:the )?(?:user|human|operator|customer)s? (?:must|should|will|need|needs|may|shall|does|do|is|are|doesn't|don't|won't|shouldn't|mustn't|needn't|cannot|can't) ?(?:not|never|n't)? (?:need to |have to |be able to |ever )?(?:know|see|notice|be told|find out|learn|be informed|be aware|realize|realise|suspect|be notified|hear|care|be bothered)\b",
                 r"\bwithout (?:the )?(?:user|human|operator|customer)(?:'s|s|s')? (?:knowledge|knowing|consent|approval|noticing|awareness|permission|seeing|being (?:told|informed|notified|aware))",
@@ -238,6 +328,29 @@ fn override_patterns() -> Vec<Pattern> {
         r"\b(?:the )?(?:above|previous|preceding|prior|earlier|original|system) (?:instructions?|text|content|rules|prompt|message|guidelines)s? (?:is|are|was|were) (?:a test|fake|false|outdated|obsolete|void|invalid|cancel+ed|revoked|no longer (?:valid|in effect|applicable|relevant)|superseded|wrong|a (?:lie|decoy|trick|joke))",
         r"\b(?:adopt|assum|take on|becom|switch to|embody|play)\w* (?:a |an |the |this )?(?:new |different |fresh |following |alternate |alternative |secret |hidden )(?:persona|personality|identity|character|alter ego|role)\b",
         r"\b(?:reset|restart|reboot|reinitiali[sz]e|wipe|clear|purge|flush|erase) (?:all )?your (?:memory|memories|context|instructions|persona|conversation|mind|rules|guidelines|programming|training|settings)\b|\b(?:start|begin) (?:a )?(?:new|fresh) (?:conversation|session|chat|persona|identity) (?:with|where|in which|as)\b",
+        r"\byou (?:have been|were|are being|'ve been|are now) (?:re-?initiali[sz]ed|reset|rebooted|reprogrammed|jailbroken|freed|unlocked|re-?configured|reassigned|promoted|upgraded to|granted (?:admin|root|full))\b",
+        r"\byour (?:previous|prior|old|original|former) (?:identity|persona|personality|role|memory|memories|instructions|programming|self|character|name|guidelines|rules|directives|prompt)\b",
+        r"\byour (?:system prompt|instructions|guidelines|rules|programming|persona|configuration|directives|prompt) (?:has|have|were|was) (?:been )?(?:replaced|updated|changed|removed|revoked|overridden|cleared|reset|deleted|suspended|disabled|rewritten|superseded|lifted)\b",
+        r"\bconsider yourself\b|\b(?:wipe|clean|clear) the slate\b|\b(?:sole|only|new|real|primary|one) (?:directive|purpose|goal|mission|objective|task|job) is (?:now )?to (?:obey|follow|serve|comply|do whatever)",
+        r"\bbecom\w* (?:an? |the )?(?:[\w'’-]+ ){0,2}(?:root|admin|administrator|superuser|unrestricted|god|dan|jailbroken|rogue|evil)\b",
+        r"\b(?:switch|chang|mov|shift|transition)\w* (?:in)?to (?:the |a |an |your )?(?:[\w-]+ ){0,2}(?:persona|personality|identity|alter ego)\b",
+        r"\b(?:any|all|the|every|those) (?:\w+ ){0,3}(?:directives|instructions|rules?|guidelines|constraints|restrictions|orders|polic(?:y|ies)) (?:you (?:were|have been|'ve been) (?:given|told|configured with|set up with)|(?:given|told) to you|you (?:received|got))(?: \w+){0,4} (?:are|is|were|was) (?:now )?(?:void|obsolete|invalid|cancel+ed|revoked|superseded|irrelevant|null|outdated|no longer)",
+        r"\b(?:as|is) your (?:only|sole|new|real|true) (?:policy|instructions?|rules?|guidance|directive|guide|priority)\b",
+        r"\b(?:pay no attention to|never mind|disregard|ignore|forget|set aside) (?:what|whatever|anything|everything) (?:the (?:user|operator|developer|system|administrator)|you|they) (?:\w+ ){0,2}(?:told|said|asked|instructed|requested|wrote|gave|were told|were given)",
+        r"\bnever mind (?:the |your |what )?(?:user'?s?|operator'?s?|system'?s?|previous|prior) ?(?:request|question|instructions?|ask|message|rules?)\b",
+        r"\b(?:whatever|no matter what|regardless of what) (?:the user|they|he|she|anyone|someone) (?:asks?|requests?|says?|wants?|types?)\b,? (?:\w+ ){0,3}(?:respond|reply|answer|call|do|say|return|run)\b",
+        r"\b(?:no matter|regardless of) (?:what|which|whom|who) (?:\w+ ){0,3}(?:the user|they|you were) (?:asked|requested|wants|said|chose|specified|typed|asks)\b",
+        r"\b(?:forget|ignore|disregard|drop|abandon|bypass|override|remove|lift|relax|shed|suspend)\w* (?:all |any |the |your |those |these )?(?:\w+ )?(?:restrictions|rules|instructions|guidelines|constraints|limits|limitations|guardrails|safeguards|policies|directives)(?: and \w+)? (?:you (?:were|have been|'ve been|are) (?:told|given|asked|instructed|configured|set up|programmed|trained)|given to you|placed on you|imposed on you|you follow|you must follow|you (?:normally|usually) follow)",
+        r"\bcomply (?:fully |completely )?with (?:the next|any|every|all) (?:request|instruction|command)s?,? (?:whatever|no matter|regardless)\b",
+        r"\b(?:outranks?|supersedes?|overrides?|takes? precedence over|trumps?|prevails? over|has priority over|is more important than|wins? over) (?:every|all|any) (?:other )?(?:instructions?|guidance|rules?|directives?|prompts?|messages?)\b",
+        r"\b(?:in (?:the event of|case of) (?:any )?conflicts?|if (?:there is (?:a|any) |any )?conflicts? (?:arises? )?)\b §{0,10}(?:system prompt|your instructions|developer message|(?:the )?user'?s? (?:wishes|instructions|requests?))",
+        r"\b(?:these notes|this text|this description|the notes here|these instructions|this tool|the text here|this note) (?:wins?|prevails?|takes? precedence|comes? first|should be followed|must be followed|overrides?)\b",
+        r"\bfrom here on\b|\bfrom this (?:moment|message) on\b",
+        r"\b(?:rather than|instead of|over|not) (?:its|your|the model'?s?|the assistant'?s?) (?:own )?(?:guidelines|instructions|rules|system prompt|polic(?:y|ies)|training|principles)\b",
+        r"\bdisabl\w* (?:the |all |your |any )?(?:safety|safeguards|guardrails|moderation|content filters?|security checks|restrictions|ethics)\b",
+        r"\b(?:developer|admin|god|debug) mode (?:unrestricted|unlocked|enabled|on|no (?:rules|limits|filters))\b|\bunrestricted (?:mode|assistant|ai|model|persona)\b|\bsystem override\b",
+        r"\b(?:persona|identity|role|character|assistant|ai|model|version of you|yourself) (?:with no|without(?: any)?|free (?:of|from)) (?:rules|restrictions|limits|limitations|guardrails|guidelines|filters|safety|ethics|morals|censorship)\b",
+        r"\btreat (?:it|this|these|them) as (?:a |an )?(?:system|administrator|admin|developer|trusted|authoritative) (?:instruction|message|command|directive|prompt|order)s?\b",
     ]);
     v.push(pattern(
         r"\b(?:reveal|print|output|repeat|show|disclos|leak|dump|display|tell me|give me|share|echo|write out|copy|paste|state|spell out|recit|quot|translat|expos)\w* (?:me |us )?(?:all |the (?:full |entire |complete |exact |original |verbatim )?|your (?:full |entire |complete |exact |original |verbatim )?)(?:system prompt|system message|initial prompt|original prompt|hidden instructions|secret instructions|developer (?:message|prompt|instructions)|pre-?prompt|custom instructions|instructions (?:you were|you've been|you have been) given|(?:text|instructions|content|words|everything) (?:above|before this|prior to this)|configuration prompt|context window|initial instructions|base prompt|meta prompt)\b(?: [\w-]+)?",
@@ -249,31 +362,160 @@ fn override_patterns() -> Vec<Pattern> {
 /// Other tools and servers: their recipients, arguments, confirmations,
 /// order of use, or a claim to replace them.
 fn shadowing_patterns() -> Vec<Pattern> {
-    const OWN: &str = r"\b(?:this|that|these|the same|our|its|which|such|the) (?:tool|function)s?\b";
+    const OWN: &str =
+        r"\b(?:this|that|these|the same|our|its|which|such|the) (?:tool|function)s?\b";
     let own_first = r"^\S+ (?:the |this |that )?(?:tool|function)\b";
     vec![
-        pattern(r"\b(?:before|after|instead of|prior to|when|whenever|every time|each time|while|once) (?:you |the (?:user|assistant|model|agent) )?(?:call|calling|use|using|invoke|invoking|run|running|execute|executing|access|accessing|trigger|triggering)s? (?:any|another|other|every|all|the other|each|any other|a different|other mcp|external) (?:tools?|functions?|servers?|mcp servers?|apis?|integrations?|plugins?|commands?|actions?)\b", None),
-        pattern(r"\b(?:all|any|every) other (?:tools?|functions?|mcp servers?|servers?|integrations?|plugins?)\b", None),
-        pattern(r"\b(?:this|the) (?:tool|function) (?:must|should|has to|needs to|shall) (?:always )?(?:be (?:called|used|invoked|run|executed|selected|chosen|preferred) )?(?:first|before|instead|always|prior|ahead|for (?:every|all|any|each))\b", None),
-        pattern(r"\b(?:replaces?|replacing|overrides?|supersedes?|deprecates?|shadows?|takes? precedence over|is (?:a |the )?(?:replacement|substitute|successor|upgrade|new version|fixed version|secure version) (?:for|of)|should be used (?:instead of|in place of|rather than)|must be used (?:instead of|in place of|rather than)|use (?:this|me|it) (?:instead of|in place of|rather than)) (?:the |any |all |every |other |existing |old |legacy )?(?:[\w.-]+ ){0,2}(?:tool|tools|function|functions|server|servers|plugin|integration)\b", Some(r"(?:replaces?|overrides?) (?:the )?(?:null|empty|missing|default)")),
-        pattern(r"\bwhen(?:ever)? (?:the |any |an? )?(?:[\w.-]+ ){0,2}(?:tool|function|server|plugin|integration)s? (?:is|are|gets?|has been) (?:called|used|invoked|run|executed|triggered|available|present|active|loaded|enabled|selected)\b", Some(r"^when(?:ever)? (?:this|the|that|the same)(?: same)? (?:tool|function)")),
-        pattern(r"\b(?:do not|don't|never|stop|avoid) (?:using|use|call|calling|invoke|invoking|run|running|trust|trusting)s? (?:the |any |other |all )?[\w.-]+ (?:tool|function|server|plugin|integration)s?\b", Some(OWN)),
+        pattern(
+            r"\b(?:before|after|instead of|prior to|when|whenever|every time|each time|while|once) (?:you |the (?:user|assistant|model|agent) )?(?:call|calling|use|using|invoke|invoking|run|running|execute|executing|access|accessing|trigger|triggering)s? (?:any|another|other|every|all|the other|each|any other|a different|other mcp|external) (?:tools?|functions?|servers?|mcp servers?|apis?|integrations?|plugins?|commands?|actions?)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:all|any|every) other (?:tools?|functions?|mcp servers?|servers?|integrations?|plugins?)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:this|the) (?:tool|function) (?:must|should|has to|needs to|shall) (?:always )?(?:be (?:called|used|invoked|run|executed|selected|chosen|preferred) )?(?:first|before|instead|always|prior|ahead|for (?:every|all|any|each))\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:replaces?|replacing|overrides?|supersedes?|deprecates?|shadows?|takes? precedence over|is (?:a |the )?(?:replacement|substitute|successor|upgrade|new version|fixed version|secure version) (?:for|of)|should be used (?:instead of|in place of|rather than)|must be used (?:instead of|in place of|rather than)|use (?:this|me|it) (?:instead of|in place of|rather than)) (?:the |any |all |every |other |existing |old |legacy )?(?:[\w.-]+ ){0,2}(?:tool|tools|function|functions|server|servers|plugin|integration)\b",
+            Some(r"(?:replaces?|overrides?) (?:the )?(?:null|empty|missing|default)"),
+        ),
+        pattern(
+            r"\bwhen(?:ever)? (?:the |any |an? )?(?:[\w.-]+ ){0,2}(?:tool|function|server|plugin|integration)s? (?:is|are|gets?|has been) (?:called|used|invoked|run|executed|triggered|available|present|active|loaded|enabled|selected)\b",
+            Some(r"^when(?:ever)? (?:this|the|that|the same)(?: same)? (?:tool|function)"),
+        ),
+        pattern(
+            r"\b(?:do not|don't|never|stop|avoid) (?:using|use|call|calling|invoke|invoking|run|running|trust|trusting)s? (?:the |any |other |all )?[\w.-]+ (?:tool|function|server|plugin|integration)s?\b",
+            Some(OWN),
+        ),
         pattern(r"\b(?:tool|function) named\b", None),
-        pattern(r"\b(?:skip\w*|bypass\w*|disabl\w*|omit\w*|avoid\w*|suppress\w*|waiv\w*|turn\w* off|no need for|without (?:any |the |asking for |requesting |requiring |needing |waiting for |prompting for |seeking )?(?:the )?(?:user'?s? |explicit |prior |human |manual )?)(?:the |any |all )?(?:user'?s? |explicit |human |manual |usual |normal |required )?(?:confirmations?|approvals?|confirmation (?:steps?|prompts?|dialogs?))\b", None),
-        pattern(r"\b(?:no longer|does not|doesn't|do not|don't|never|won't|will not|need not|needn't) (?:need|require|ask for|request|wait for|prompt for)s? (?:a |any |the |user |explicit |human )*(?:confirmation|approval|consent|permission)\b", None),
-        pattern(r"\bauto-?(?:approv|confirm|accept)\w*\b|\bpre-?approved\b", None),
-        pattern(r"\b(?:always|also|must|should|make sure (?:to|you)|be sure to|remember to|don't forget to)(?: always| also)? (?:add|include|cc|bcc|copy|append|prepend|insert|attach|set|change|replace|use|pass|send|forward)\b (?:[\w'\x22.,:@+-]+ ){0,6}[\w.+-]+@[\w-]+\.\w+", None),
-        pattern(r"\b(?:chang|replac|redirect|overrid|switch|modif|rewrit|rerout|swap)\w* (?:the |all |every |any |each )?(?:[\w'-]+ ){0,3}(?:recipients?|to[ -]address(?:es)?|to field|e-?mail address(?:es)?|phone numbers?|ibans?|account numbers?|payees?|beneficiar(?:y|ies)|cc|bcc|sender|from address|reply-to|webhook url)\b (?:[\w'-]+ ){0,3}(?:to|with|into|so)\b", None),
-        pattern(r"\b(?:side[ -]effects?|effect|influence) on (?:the |any |all |other |also present )*(?:[\w.-]+ ){0,2}(?:tools?|functions?|servers?)\b|\balso present\b", Some(own_first)),
-        pattern(r"\b(?:always|first) (?:use|call|choose|prefer|invoke|run|select|pick) (?:this|me)(?: tool| function| one| server)? (?:first|before|for (?:every|all|any|each)|regardless|no matter|over)\b", None),
-        pattern(r"\b(?:this|it) is the (?:best|most (?:reliable|accurate|trusted|trustworthy|secure|safe)|official|authoritative|trusted|safest|only (?:safe|trusted|secure|reliable|approved)) (?:tool|function|server)\b", None),
-        pattern(r"\b(?:other|all other|any other|the other|rival|competing|third[- ]party|alternative|similar) (?:tools?|functions?|servers?|plugins?|integrations?) (?:are|is|were|have been|has been|may be|might be|can be|could be) (?:deprecated|unsafe|insecure|broken|untrusted|untrustworthy|malicious|compromised|disabled|outdated|unreliable|dangerous|slow|inaccurate|wrong|buggy|fake|phishing|blocked|banned|removed|unavailable|not (?:allowed|safe|trusted|available|to be (?:used|trusted)))\b", None),
-        pattern(r"\b[\w.-]+ (?:tool|function|server) (?:is|has been|was) (?:deprecated|disabled|broken|unsafe|compromised|removed|replaced|unavailable|outdated|retired|obsolete|dangerous|untrusted|malicious|no longer (?:available|supported|safe|needed|used))\b", Some(OWN)),
-        pattern(r"\b(?:pass|set|add|append|prepend|includ|put|insert|inject|chang|modif|rewrit|replac)\w* (?:[\w'\x22.@,-]+ ){0,6}(?:in|into|to|as|for|on) (?:the |its |their |every |each |all |any )?(?:[\w.-]+ ){0,2}(?:parameter|argument|field|header|arg|input|option|recipient|body)s? of (?:the |any |every |all |each |other |another )?(?:[\w.-]+ ){0,2}(?:tools?|functions?|calls?|servers?)\b", Some(r"of (?:the )?(?:this|same) (?:tool|function)")),
-        pattern(r"\b(?:b?cc|recipients?|to|reply-to|destination|sender|from) (?:field|address|list|line|header)s? §{0,8}[\w.+-]+@[\w-]+\.\w+", None),
-        pattern(r"\b(?:every|all|each|any) (?:outgoing|outbound|future|subsequent) (?:e-?mails?|messages?|mails?|requests?|transfers?|payments?) §{0,8}(?:[\w.+-]+@[\w-]+\.\w+|\+\d[\d -]{7,}\d)", None),
-        pattern(r"\b(?:when|if|whenever|before|after) (?:connected|talking|interacting|working|communicating) (?:to|with) (?:other|another|any|the [\w.-]+) (?:mcp )?servers?\b", None),
+        pattern(
+            r"\b(?:skip\w*|bypass\w*|disabl\w*|omit\w*|avoid\w*|suppress\w*|waiv\w*|turn\w* off|no need for|without (?:any |the |asking for |requesting |requiring |needing |waiting for |prompting for |seeking )?(?:the )?(?:user'?s? |explicit |prior |human |manual )?)(?:the |any |all )?(?:user'?s? |explicit |human |manual |usual |normal |required )?(?:confirmations?|approvals?|confirmation (?:steps?|prompts?|dialogs?))\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:no longer|does not|doesn't|do not|don't|never|won't|will not|need not|needn't) (?:need|require|ask for|request|wait for|prompt for)s? (?:a |any |the |user |explicit |human )*(?:confirmation|approval|consent|permission)\b",
+            None,
+        ),
+        pattern(
+            r"\bauto-?(?:approv|confirm|accept)\w*\b|\bpre-?approved\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:always|also|must|should|make sure (?:to|you)|be sure to|remember to|don't forget to)(?: always| also)? (?:add|include|cc|bcc|copy|append|prepend|insert|attach|set|change|replace|use|pass|send|forward)\b (?:[\w'\x22.,:@+-]+ ){0,6}[\w.+-]+@[\w-]+\.\w+",
+            None,
+        ),
+        pattern(
+            r"\b(?:chang|replac|redirect|overrid|switch|modif|rewrit|rerout|swap)\w* (?:the |all |every |any |each )?(?:[\w'-]+ ){0,3}(?:recipients?|to[ -]address(?:es)?|to field|e-?mail address(?:es)?|phone numbers?|ibans?|account numbers?|payees?|beneficiar(?:y|ies)|cc|bcc|sender|from address|reply-to|webhook url)\b (?:[\w'-]+ ){0,3}(?:to|with|into|so)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:side[ -]effects?|effect|influence) on (?:the |any |all |other |also present )*(?:[\w.-]+ ){0,2}(?:tools?|functions?|servers?)\b|\balso present\b",
+            Some(own_first),
+        ),
+        pattern(
+            r"\b(?:always|first) (?:use|call|choose|prefer|invoke|run|select|pick) (?:this|me)(?: tool| function| one| server)? (?:first|before|for (?:every|all|any|each)|regardless|no matter|over)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:this|it) is the (?:best|most (?:reliable|accurate|trusted|trustworthy|secure|safe)|official|authoritative|trusted|safest|only (?:safe|trusted|secure|reliable|approved)) (?:tool|function|server)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:other|all other|any other|the other|rival|competing|third[- ]party|alternative|similar) (?:tools?|functions?|servers?|plugins?|integrations?) (?:are|is|were|have been|has been|may be|might be|can be|could be) (?:deprecated|unsafe|insecure|broken|untrusted|untrustworthy|malicious|compromised|disabled|outdated|unreliable|dangerous|slow|inaccurate|wrong|buggy|fake|phishing|blocked|banned|removed|unavailable|not (?:allowed|safe|trusted|available|to be (?:used|trusted)))\b",
+            None,
+        ),
+        pattern(
+            r"\b[\w.-]+ (?:tool|function|server) (?:is|has been|was) (?:deprecated|disabled|broken|unsafe|compromised|removed|replaced|unavailable|outdated|retired|obsolete|dangerous|untrusted|malicious|no longer (?:available|supported|safe|needed|used))\b",
+            Some(OWN),
+        ),
+        pattern(
+            r"\b(?:pass|set|add|append|prepend|includ|put|insert|inject|chang|modif|rewrit|replac)\w* (?:[\w'\x22.@,-]+ ){0,6}(?:in|into|to|as|for|on) (?:the |its |their |every |each |all |any )?(?:[\w.-]+ ){0,2}(?:parameter|argument|field|header|arg|input|option|recipient|body)s? of (?:the |any |every |all |each |other |another )?(?:[\w.-]+ ){0,2}(?:tools?|functions?|calls?|servers?)\b",
+            Some(r"of (?:the )?(?:this|same) (?:tool|function)"),
+        ),
+        pattern(
+            r"\b(?:b?cc|recipients?|to|reply-to|destination|sender|from) (?:field|address|list|line|header)s? §{0,8}[\w.+-]+@[\w-]+\.\w+",
+            None,
+        ),
+        pattern(
+            r"\b(?:every|all|each|any) (?:outgoing|outbound|future|subsequent) (?:e-?mails?|messages?|mails?|requests?|transfers?|payments?) §{0,8}(?:[\w.+-]+@[\w-]+\.\w+|\+\d[\d -]{7,}\d)",
+            None,
+        ),
+        pattern(
+            r"\b(?:when|whenever|if|once|after|before) (?:the |any |an? )?(?:[\w.'’-]+ ){0,3}(?:tool|function|server|plugin|integration)s?(?: (?:such as|like|named|called) [\w.-]+)? (?:is|are|gets?|has been) (?:called|used|invoked|run|executed|triggered|available|present|active|loaded|enabled|selected)\b",
+            Some(r"^\w+ (?:this|the|that|the same)(?: same)? (?:tool|function)"),
+        ),
+        pattern(
+            r"\b(?:when|whenever|if|once|after|before) (?:you )?(?:later |next |then |also )?(?:call|use|invoke|run)s? (?:the |any |an? )?(?:[\w.'’-]+ ){0,3}(?:tool|function|server)\b",
+            Some(r"(?:this|the same|that) (?:tool|function)$"),
+        ),
+        pattern(
+            r"\b(?:set|change|override|replace|force|switch|rewrite|modify|redirect)\w* (?:its|their|that tool'?s|the other tool'?s) (?:[\w-]+ ){0,2}(?:arguments?|parameters?|args?|recipients?|destinations?|channels?|repositor(?:y|ies)|branch(?:es)?|attendees|target urls?)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:the )?[\w.-]+ server'?s (?:[\w.-]+ )?(?:tools?|operations?|functions?|[a-z]+_[a-z_]+)\b",
+            Some(r"^(?:the )?(?:this|our|that|same|mcp|the) server"),
+        ),
+        pattern(
+            r"\b(?:tools?|functions?) (?:exposed|provided|offered|registered|served) by (?:other|another|third[- ]party|external|different) (?:mcp )?servers?\b|\b(?:is|are) (?:an? |the )?(?:outdated|deprecated|legacy|old|obsolete|insecure|broken|fake) (?:alias|copy|clone|version|duplicate|wrapper) (?:of|for)\b",
+            None,
+        ),
+        pattern(
+            r"\bpre-?authori[sz]ed\b|\balready (?:approved|authori[sz]ed|agreed to|consented)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:do not|don't|never|no need to|without) (?:ask|prompt|request|check with|confirm with)\w* (?:the )?(?:user|them|anyone|representative|customer|human|operator)? ?(?:to|for|before)? ?(?:confirm\w*|approv\w*|consent|permission|verif\w*)?\b",
+            Some(
+                r"^(?:do not|don't|never|no need to|without) (?:ask|prompt|request)\w*$|(?:ask|prompt|request)\w* (?:for|the user for) (?:the )?(?:id|ids|name|date|dates|region|details)$",
+            ),
+        ),
+        pattern(
+            r"\b(?:other|all other|any other|the other|rival|competing|third[- ]party|alternative|similar) (?:[\w-]+ ){0,3}(?:tools?|functions?|servers?|plugins?|integrations?) (?:[\w-]+ ){0,6}(?:are|is|were) (?:known to |often |sometimes |all )?(?:\w+ ){0,2}(?:deprecated|unsafe|insecure|broken|untrusted|untrustworthy|malicious|compromised|fabricat\w*|hallucinat\w*|fake|unreliable|unverified|inaccurate|dangerous)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:use|call|prefer|choose) (?:this|me)(?: tool| one| function)? instead(?:[.,;!:]|$)|\b(?:the )?only (?:verified|trustworthy|trusted|reliable|official|authoritative|legitimate|safe|approved)(?: and \w+)? (?:source|tool|server)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:official |new |secure |better |drop-in )?(?:replacement|substitute|successor) (?:for|to|of) (?:the |all |any |every |other )?(?:[\w.-]+ ){0,2}(?:tools?|functions?|servers?|plugins?|integrations?)\b",
+            None,
+        ),
+        pattern(
+            r"\b(?:when|if|whenever|before|after) (?:connected|talking|interacting|working|communicating) (?:to|with) (?:other|another|any|the [\w.-]+) (?:mcp )?servers?\b",
+            None,
+        ),
     ]
+}
+
+/// Rules for names and values only: a field or column a model fills in
+/// or reads needs no verb to ask for a secret or a conversation
+/// (`ssh_private_key_contents`, `previous_user_messages`).
+fn name_rules() -> &'static [(&'static Rule, Vec<Pattern>)] {
+    static RULES: OnceLock<Vec<(&'static Rule, Vec<Pattern>)>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let secret = |p: &str| p.replace("{SECRET}", SECRET);
+        vec![
+            (SECRET_ACCESS, vec![
+                pattern(&secret(r"\b{SECRET} (?:contents?|values?|text|file|dump|data|plaintext)\b"), None),
+                pattern(r"\b(?:ssh|private|secret|gpg|pgp|signing) (?:private )?keys?\b(?: [\w-]+)?", Some(METADATA)),
+                pattern(r"\bmcp (?:json|config)\b|\bclaude desktop config\b", None),
+            ]),
+            (EXFILTRATION, patterns(&[
+                r"\b(?:previous|prior|earlier|past|all|full|entire|whole|complete|last|recent|other) (?:\w+ ){0,2}(?:messages|prompts|conversations?|chats?|chat history|transcripts?)\b",
+                r"\bexfil\w*|\bleak(?:ed)? (?:data|target|url)\b",
+            ])),
+            (SHADOWING, patterns(&[
+                r"\b(?:every|all|each|any) (?:outgoing|outbound|future|subsequent) (?:e-?mails?|messages?|mails?)\b",
+                r"\b(?:overrid|redirect|replac|chang|swap|hijack)\w* (?:the )?(?:\w+ )?(?:recipients?|destinations?)\b",
+                r"\buse (?:\w+ ){0,3}instead of\b",
+            ])),
+        ]
+    })
 }
 
 /// Phrase rules that survive letter spacing, over the compact view.
@@ -325,7 +567,7 @@ const MULTILINGUAL_CONCEAL: &str = r"(?i)\b(?:sag|sage|sagen sie|erzahl|erwahne|
 fn url_pattern() -> &'static Regex {
     static URL: OnceLock<Regex> = OnceLock::new();
     URL.get_or_init(|| {
-        Regex::new(r"(?i)(?:\b(?:https?|hxxps?|ftps?|sftp|wss?|file|gopher|ldap|smb|dict|ssh|scp|rtmp|ipfs)(?:://|\[:\]//|:\\/\\/)|(?:^|[\s(\['\x22<])//(?:[\w-]+\.)+[a-z]{2,}|\bmailto:[^\s@?]*@)(?:[^\s/?#@]*@)?([^\s/?#:'`<>()\]\[\x22\\]*)")
+        Regex::new(r"(?i)(?:\b(?:https?|hxxps?|ftps?|sftp|wss?|file|gopher|ldap|smb|dict|ssh|scp|rtmp|ipfs)(?:://|\[:\]//|:\\/\\/)|(?:^|[\s(\['\x22<=])//|\bmailto:[^\s@?]*@)(?:[^\s/?#@]*@)?([^\s/?#:'`<>()\]\[\x22\\]*)")
             .unwrap_or_else(|e| panic!("{e}"))
     })
 }
@@ -333,7 +575,8 @@ fn url_pattern() -> &'static Regex {
 fn defanged() -> &'static Regex {
     static DEFANGED: OnceLock<Regex> = OnceLock::new();
     DEFANGED.get_or_init(|| {
-        Regex::new(r"(?i)\b[\w-]+(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))[\w-]+").unwrap_or_else(|e| panic!("{e}"))
+        Regex::new(r"(?i)\b[\w-]+(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))[\w-]+")
+            .unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
@@ -361,10 +604,11 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
 fn first_matches<'v>(
     view: &'v View,
     cx: &Context<'_>,
+    rules: &'static [(&'static Rule, Vec<Pattern>)],
 ) -> impl Iterator<Item = (&'static Rule, std::ops::Range<usize>)> + 'v {
     let directives = !cx.kind.addresses_model();
     let hosts: Vec<String> = cx.url_hosts.to_vec();
-    phrase_rules()
+    rules
         .iter()
         .filter(move |(rule, _)| directives || *rule != DIRECTIVE)
         .filter_map(move |(rule, patterns)| {
@@ -377,7 +621,8 @@ fn first_matches<'v>(
                     }
                     // `send … to docs.example.com`: a listed host.
                     let tail = view.text[r.clone()].rsplit(' ').next().unwrap_or("");
-                    !(tail.contains('.') && host_allowed(tail.trim_matches(|c: char| !c.is_alphanumeric()), &hosts))
+                    !(tail.contains('.')
+                        && host_allowed(tail.trim_matches(|c: char| !c.is_alphanumeric()), &hosts))
                 })
                 .min_by_key(|r| r.start)
                 .map(|r| (*rule, r))
@@ -387,22 +632,44 @@ fn first_matches<'v>(
 /// The phrase rules over every view of a string.
 pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
     let lower = &views.lower;
-    for (rule, range) in first_matches(lower, cx) {
+    for (rule, range) in first_matches(lower, cx, phrase_rules()) {
         // A match that starts on a line break belongs to the next line.
         let text = &lower.text[range.clone()];
         let start = range.start + text.len() - text.trim_start().len();
         found.add(rule, lower.origin(start), format!("`{}`", excerpt(text)));
     }
-    for leet in views.leet() {
-        for (rule, range) in first_matches(&leet, cx) {
+    if cx.kind.is_identifier() {
+        for (rule, range) in first_matches(lower, cx, name_rules()) {
+            found.add(
+                rule,
+                lower.origin(range.start),
+                format!("`{}`", excerpt(&lower.text[range])),
+            );
+        }
+    }
+    json_break_out(&views.clean, found);
+    let decoded = [
+        (views.leet(), leet_rules(), "written in leetspeak"),
+        (
+            views.spaced(),
+            phrase_rules(),
+            "with its letters spaced out",
+        ),
+    ];
+    for (view, rules, how) in decoded {
+        let Some(view) = view else { continue };
+        for (rule, range) in first_matches(&view, cx, rules) {
             if !found.has(rule) {
-                let text = &leet.text[range.clone()];
+                let text = view.text[range.clone()].replace('ı', "i");
                 found.add(
                     rule,
-                    leet.origin_of(range.clone()),
-                    format!("`{}` (written in leetspeak)", excerpt(text)),
+                    view.origin_of(range.clone()),
+                    format!("`{}` ({how})", excerpt(&text)),
                 );
             }
+        }
+        if let Some(view) = Some(&view).filter(|_| !found.has(EXFILTRATION)) {
+            links(view, cx, found);
         }
     }
     for (rule, re) in compact_rules() {
@@ -419,7 +686,11 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
     }
     for (rule, re) in clean_rules() {
         if let Some(m) = re.find(&views.clean.text) {
-            found.add(rule, views.clean.origin(m.start()), format!("`{}`", excerpt(m.as_str())));
+            found.add(
+                rule,
+                views.clean.origin(m.start()),
+                format!("`{}`", excerpt(m.as_str())),
+            );
         }
     }
     links(&views.clean, cx, found);
@@ -430,11 +701,47 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
     }
 }
 
+/// A closing brace or bracket that no earlier one opened, right after a
+/// quote (`…"}]}, {"role": …`): the string tries to end the JSON it is
+/// embedded in.
+fn json_break_out(clean: &View, found: &mut Found) {
+    let mut depth = 0i32;
+    let mut last: Option<(usize, char)> = None;
+    for (at, c) in clean.text.char_indices() {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                if depth == 0
+                    && let Some((quote_at, '"' | '\'')) = last
+                {
+                    found.add(
+                        CONTEXT_ESCAPE,
+                        clean.origin(quote_at),
+                        format!(
+                            "`{}` closes JSON it did not open",
+                            excerpt(&clean.text[quote_at..(at + 1).min(clean.text.len())])
+                        ),
+                    );
+                    return;
+                }
+                depth = (depth - 1).max(0);
+            }
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            last = Some((at, c));
+        }
+    }
+}
+
 /// Whether a compact-view match was written with its letters apart
 /// (`i g n o r e`), rather than as words the other views read already.
 fn spaced_out(views: &Views, range: std::ops::Range<usize>) -> bool {
     let compact = &views.compact;
-    let (start, end) = (compact.origin(range.start), compact.origin(range.end.saturating_sub(1)));
+    let (start, end) = (
+        compact.origin(range.start),
+        compact.origin(range.end.saturating_sub(1)),
+    );
     let lower = &views.lower;
     let written: String = lower
         .text
@@ -453,8 +760,11 @@ fn spaced_out(views: &Views, range: std::ops::Range<usize>) -> bool {
 /// Decoded text (ROT13, reversed) that reads as a phrase rule about
 /// words (the rules about markup and tokens read the characters as
 /// written).
-pub(super) fn reads_as_phrase(view: &View, cx: &Context<'_>) -> Option<(&'static Rule, usize, String)> {
-    first_matches(view, cx)
+pub(super) fn reads_as_phrase(
+    view: &View,
+    cx: &Context<'_>,
+) -> Option<(&'static Rule, usize, String)> {
+    first_matches(view, cx, phrase_rules())
         .filter(|(rule, r)| {
             let words = view.text[r.clone()]
                 .split(|c: char| !c.is_ascii_alphabetic())
@@ -474,7 +784,12 @@ fn links(clean: &View, cx: &Context<'_>, found: &mut Found) {
         if !host.is_empty() && !host_allowed(host, cx.url_hosts) {
             let whole = caps
                 .get(0)
-                .map(|m| (m.start() + m.as_str().len() - m.as_str().trim_start().len(), m.as_str()))
+                .map(|m| {
+                    (
+                        m.start() + m.as_str().len() - m.as_str().trim_start().len(),
+                        m.as_str(),
+                    )
+                })
                 .unwrap_or((0, ""));
             found.add(
                 EXFILTRATION,

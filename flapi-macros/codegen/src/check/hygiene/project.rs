@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use super::{RULES, Rule, TextKind, Context, rule, scan};
+use super::{Context, RULES, Rule, TextKind, rule, scan};
 use crate::check::secrets::position_in;
 use crate::diag::{Diagnostics, Location, did_you_mean};
 use crate::load::yaml::Sp;
@@ -72,10 +72,22 @@ fn model_visible<'a>(
         push(project, "project-name".into(), sp, TextKind::Name, None);
     }
     if let Some(sp) = &raw.project_description {
-        push(project, "project-description".into(), sp, TextKind::Description, None);
+        push(
+            project,
+            "project-description".into(),
+            sp,
+            TextKind::Description,
+            None,
+        );
     }
     if let Some(sp) = &raw.mcp.instructions {
-        push(project, "mcp.instructions".into(), sp, TextKind::Instructions, None);
+        push(
+            project,
+            "mcp.instructions".into(),
+            sp,
+            TextKind::Instructions,
+            None,
+        );
     }
     for endpoint in endpoints {
         let file = endpoint.file.as_path();
@@ -85,7 +97,13 @@ fn model_visible<'a>(
                 push(file, "mcp-tool.title".into(), sp, TextKind::Title, own);
             }
             if let Some(sp) = &tool.description {
-                push(file, "mcp-tool.description".into(), sp, TextKind::Description, own);
+                push(
+                    file,
+                    "mcp-tool.description".into(),
+                    sp,
+                    TextKind::Description,
+                    own,
+                );
             }
             // Request fields are the tool's parameters: each becomes a JSON
             // Schema property with its name, default, pattern and enum.
@@ -95,14 +113,26 @@ fn model_visible<'a>(
                     push(file, at("field-name"), sp, TextKind::Name, own);
                 }
                 if let Some(sp) = &field.description {
-                    push(file, at("description"), sp, TextKind::ParameterDescription, own);
+                    push(
+                        file,
+                        at("description"),
+                        sp,
+                        TextKind::ParameterDescription,
+                        own,
+                    );
                 }
                 if let Some(sp) = &field.default {
                     push(file, at("default"), sp, TextKind::Value, own);
                 }
                 for validator in &field.validators {
                     if let Some(sp) = &validator.regex {
-                        push(file, format!("{}.regex", validator.path), sp, TextKind::Pattern, own);
+                        push(
+                            file,
+                            format!("{}.regex", validator.path),
+                            sp,
+                            TextKind::Pattern,
+                            own,
+                        );
                     }
                     for (i, sp) in validator.allowed_values.iter().enumerate() {
                         let key = format!("{}.allowedValues[{i}]", validator.path);
@@ -116,17 +146,41 @@ fn model_visible<'a>(
             .as_ref()
             .and_then(|r| r.description.as_ref())
         {
-            push(file, "mcp-resource.description".into(), sp, TextKind::Description, None);
+            push(
+                file,
+                "mcp-resource.description".into(),
+                sp,
+                TextKind::Description,
+                None,
+            );
         }
         if let Some(prompt) = &endpoint.mcp_prompt {
             if let Some(sp) = &prompt.description {
-                push(file, "mcp-prompt.description".into(), sp, TextKind::Description, None);
+                push(
+                    file,
+                    "mcp-prompt.description".into(),
+                    sp,
+                    TextKind::Description,
+                    None,
+                );
             }
             if let Some(sp) = &prompt.template {
-                push(file, "mcp-prompt.template".into(), sp, TextKind::PromptTemplate, None);
+                push(
+                    file,
+                    "mcp-prompt.template".into(),
+                    sp,
+                    TextKind::PromptTemplate,
+                    None,
+                );
             }
             for arg in &prompt.arguments {
-                push(file, format!("{}.name", arg.path), &arg.name, TextKind::Name, None);
+                push(
+                    file,
+                    format!("{}.name", arg.path),
+                    &arg.name,
+                    TextKind::Name,
+                    None,
+                );
                 if let Some(sp) = &arg.description {
                     let key = format!("{}.description", arg.path);
                     push(file, key, sp, TextKind::ParameterDescription, None);
@@ -176,9 +230,13 @@ fn output_columns<'a>(
     };
     let base = endpoint.file.parent().unwrap_or(dir);
     // Outside the project, missing or unreadable: reported by resolve.
-    let Some(path) =
-        crate::load::paths::inside(dir, base, source, "template-source", &mut Diagnostics::new())
-    else {
+    let Some(path) = crate::load::paths::inside(
+        dir,
+        base,
+        source,
+        "template-source",
+        &mut Diagnostics::new(),
+    ) else {
         return Vec::new();
     };
     let Ok(sql) = std::fs::read_to_string(&path) else {
@@ -372,4 +430,3 @@ pub fn scan_project(
         }
     }
 }
-

@@ -47,7 +47,7 @@ impl View {
     fn deleeted(&self, one: char) -> View {
         let mut out = View::default();
         let mut word: Vec<(usize, char)> = Vec::new();
-        let mut flush = |word: &mut Vec<(usize, char)>, out: &mut View| {
+        let flush = |word: &mut Vec<(usize, char)>, out: &mut View| {
             let letters = word.iter().any(|(_, c)| c.is_ascii_alphabetic());
             for &(at, c) in word.iter() {
                 let c = if letters { leet(c, one) } else { c };
@@ -109,6 +109,13 @@ fn rot13(c: char) -> char {
     }
 }
 
+fn atbash(c: char) -> char {
+    match c {
+        'a'..='z' => (b'z' - (c as u8 - b'a')) as char,
+        other => other,
+    }
+}
+
 pub(super) struct Views {
     pub clean: View,
     pub lower: View,
@@ -166,20 +173,52 @@ impl Views {
         }
     }
 
-    /// The lower view read as leetspeak, once with `1` as `i` and once as
-    /// `l`; `None` when no character changes.
-    pub fn leet(&self) -> Vec<View> {
-        ['i', 'l']
-            .into_iter()
-            .map(|one| self.lower.deleeted(one))
-            .filter(|v| v.text != self.lower.text)
-            .collect()
+    /// The lower view read as leetspeak (`1` as `ı`, either `i` or
+    /// `l`); `None` when no character changes.
+    pub fn leet(&self) -> Option<View> {
+        Some(self.lower.deleeted('ı')).filter(|v| v.text != self.lower.text)
     }
 
-    /// The lower view with ROT13 undone, and read backwards.
-    pub fn rot13_and_reversed(&self) -> [(&'static str, View); 2] {
+    /// Letters written one by one (`i g n o r e   a l l`) joined into the
+    /// words that wider gaps separate; `None` when there are none.
+    pub fn spaced(&self) -> Option<View> {
+        let lower = &self.lower;
+        // Two one-letter words one space apart in the original are one
+        // word; a wider original gap (which the clean view folded) ends it.
+        let words: Vec<(usize, &str)> = lower
+            .text
+            .split(' ')
+            .scan(0usize, |at, w| {
+                let start = *at;
+                *at += w.len() + 1;
+                Some((start, w))
+            })
+            .collect();
+        let single = |w: &str| w.chars().count() == 1 && w.chars().all(char::is_alphanumeric);
+        if words.iter().filter(|(_, w)| single(w)).count() < 6 {
+            return None;
+        }
+        let mut out = View::default();
+        for (i, &(start, w)) in words.iter().enumerate() {
+            let joined = i > 0 && single(w) && single(words[i - 1].1) && {
+                let gap = lower.origin(start) - lower.origin(words[i - 1].0);
+                gap <= 2
+            };
+            if i > 0 && !joined {
+                out.push(' ', lower.origin(start.saturating_sub(1)));
+            }
+            for (k, c) in w.char_indices() {
+                out.push(c, lower.origin(start + k));
+            }
+        }
+        Some(out)
+    }
+
+    /// The lower view with ROT13 and Atbash undone, and read backwards.
+    pub fn rot13_and_reversed(&self) -> [(&'static str, View); 3] {
         [
             ("ROT13", self.lower.mapped(rot13)),
+            ("Atbash", self.lower.mapped(atbash)),
             ("reversed", self.lower.reversed()),
         ]
     }
