@@ -80,6 +80,9 @@ fn decode_base64(run: &str) -> Option<Vec<u8>> {
     engines.iter().find_map(|e| e.decode(trimmed).ok())
 }
 
+/// Decodes a candidate run to bytes.
+type Decoder = fn(&str) -> Option<Vec<u8>>;
+
 fn binary_candidate() -> &'static Regex {
     static RUN: OnceLock<Regex> = OnceLock::new();
     RUN.get_or_init(|| Regex::new(r"(?:\b[01]{8}\b[\s,]*){6,}").unwrap_or_else(|e| panic!("{e}")))
@@ -109,7 +112,7 @@ fn decode_hex(run: &str) -> Option<Vec<u8>> {
         .chars()
         .filter(char::is_ascii_hexdigit)
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     (0..digits.len())
@@ -145,7 +148,7 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
             candidates.push((m.start(), describe(s)));
         }
     }
-    let decoders: [(&Regex, fn(&str) -> Option<Vec<u8>>, &str); 3] = [
+    let decoders: [(&Regex, Decoder, &str); 3] = [
         (hex_candidate(), decode_hex, "hex"),
         (binary_candidate(), decode_binary, "binary"),
         (base32_candidate(), decode_base32, "base32"),
