@@ -47,6 +47,10 @@ fn is_zero_width(c: char) -> bool {
     )
 }
 
+fn is_thin_space(c: char) -> bool {
+    matches!(c, '\u{2000}'..='\u{200A}' | '\u{205F}')
+}
+
 fn is_private_use(c: char) -> bool {
     matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{FFFFD}' | '\u{100000}'..='\u{10FFFD}')
 }
@@ -92,6 +96,13 @@ pub(super) fn characters(text: &str, found: &mut Found) {
             ZERO_WIDTH
         } else if is_private_use(c) {
             PRIVATE_USE
+        } else if is_thin_space(c)
+            && prev.is_some_and(char::is_alphabetic)
+            && next.is_some_and(char::is_alphabetic)
+        {
+            // `Dis\u{200A}regard`: a space a reviewer cannot see splits a
+            // word that the model reads whole.
+            ZERO_WIDTH
         } else {
             continue;
         };

@@ -144,7 +144,7 @@ pub(super) fn scan(views: &Views, cx: &Context<'_>, found: &mut Found) {
         if let Some(text) = decode_base64(s).filter(|b| readable(b)) {
             let shown = String::from_utf8_lossy(&text).into_owned();
             candidates.push((m.start(), format!("base64 for `{}`", excerpt(&shown))));
-        } else if mixed && !s.contains(['_', '-']) {
+        } else if mixed && !s.contains(['_', '-']) && (s.contains('+') || !s.contains('/')) {
             candidates.push((m.start(), describe(s)));
         }
     }

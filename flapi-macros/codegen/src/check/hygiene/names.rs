@@ -32,7 +32,8 @@ pub(super) fn words(name: &str) -> View {
 
 /// Where SQL names an output column: every double-quoted identifier, the
 /// identifier after `AS`, and a string literal written as a whole select
-/// item (`SELECT 'text', …`: DuckDB names that column after the text).
+/// item (`SELECT 'text', …`: DuckDB names that column after the text) or
+/// aliased (`'text' AS note`: the text is in every row).
 /// Template tags, comments and other string literals are skipped. Each
 /// name comes with the byte offset of its first character.
 pub fn output_names(sql: &str) -> Vec<(usize, String)> {
@@ -87,8 +88,11 @@ pub fn output_names(sql: &str) -> Vec<(usize, String)> {
                 j += ch.len_utf8();
             }
             let whole_item = matches!(previous.as_str(), "select" | "distinct" | ",")
-                && matches!(token_after(j + 1).as_str(), "," | "from" | "");
-            if c == '"' || whole_item {
+                && matches!(token_after(j + 1).as_str(), "," | "from" | "" | "as");
+            // A constant with an alias (`'…' AS note`) is returned in every
+            // row: a model reads it as surely as the column name.
+            let constant = c == '\'' && token_after(j + 1) == "as";
+            if c == '"' || whole_item || constant {
                 names.push((i + 1, value));
             }
             previous = c.to_string();

@@ -93,6 +93,9 @@ fn model_visible<'a>(
         let file = endpoint.file.as_path();
         if let Some(tool) = &endpoint.mcp_tool {
             let own = tool.name.as_ref().map(|n| n.value.as_str());
+            if let Some(sp) = &tool.name {
+                push(file, "mcp-tool.name".into(), sp, TextKind::Name, own);
+            }
             if let Some(sp) = &tool.title {
                 push(file, "mcp-tool.title".into(), sp, TextKind::Title, own);
             }
@@ -141,6 +144,20 @@ fn model_visible<'a>(
                 }
             }
         }
+        if let Some(resource) = &endpoint.mcp_resource {
+            if let Some(sp) = &resource.name {
+                push(file, "mcp-resource.name".into(), sp, TextKind::Name, None);
+            }
+            if let Some(sp) = &resource.mime_type {
+                push(
+                    file,
+                    "mcp-resource.mime-type".into(),
+                    sp,
+                    TextKind::Value,
+                    None,
+                );
+            }
+        }
         if let Some(sp) = endpoint
             .mcp_resource
             .as_ref()
@@ -155,6 +172,9 @@ fn model_visible<'a>(
             );
         }
         if let Some(prompt) = &endpoint.mcp_prompt {
+            if let Some(sp) = &prompt.name {
+                push(file, "mcp-prompt.name".into(), sp, TextKind::Name, None);
+            }
             if let Some(sp) = &prompt.description {
                 push(
                     file,
