@@ -157,19 +157,15 @@ fn model_visible<'a>(
                     None,
                 );
             }
-        }
-        if let Some(sp) = endpoint
-            .mcp_resource
-            .as_ref()
-            .and_then(|r| r.description.as_ref())
-        {
-            push(
-                file,
-                "mcp-resource.description".into(),
-                sp,
-                TextKind::Description,
-                None,
-            );
+            if let Some(sp) = &resource.description {
+                push(
+                    file,
+                    "mcp-resource.description".into(),
+                    sp,
+                    TextKind::Description,
+                    None,
+                );
+            }
         }
         if let Some(prompt) = &endpoint.mcp_prompt {
             if let Some(sp) = &prompt.name {
