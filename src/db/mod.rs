@@ -113,6 +113,8 @@ pub enum StartupError {
     Auth(#[from] crate::auth::AuthStartupError),
     #[error("connection `{connection}`: init SQL failed: {message}")]
     Init { connection: String, message: String },
+    #[error("cannot apply the DuckDB setting `{setting}` from `duckdb:` in flapi.yaml: {message}")]
+    Setting { setting: String, message: String },
     #[error("cannot apply the DuckDB sandbox setting `{setting}`: {message}")]
     Sandbox { setting: String, message: String },
     #[error("endpoint `{endpoint}` ({source_file}): DuckDB rejects its SQL: {message}")]
@@ -273,6 +275,14 @@ impl Database {
         }
         if let Some(memory) = project.duckdb.max_memory {
             config = config.max_memory(memory).map_err(open_err)?;
+        }
+        for (name, value) in project.duckdb.settings {
+            config = config
+                .with(name, value)
+                .map_err(|e| StartupError::Setting {
+                    setting: name.to_string(),
+                    message: scrub(&e.to_string()),
+                })?;
         }
         let db_path = options
             .db_path
@@ -924,6 +934,10 @@ pub fn run_query(
     let cap = row_cap(spec);
     let failed = |e: duckdb::Error| QueryError::Failed(scrub(&e.to_string()));
     let (sql_text, sql, values) = chosen_text(spec, env)?;
+    if spec.endpoint.log_queries {
+        // The text is the build's (values are `?`): nothing a caller sent.
+        tracing::info!(endpoint = spec.endpoint.id, sql, "query");
+    }
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
     let mut rows = statement
         .query(duckdb::params_from_iter(values.iter()))

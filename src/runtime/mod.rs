@@ -384,6 +384,9 @@ pub struct DuckdbDef {
     pub allowed_directories: &'static [&'static str],
     pub query_timeout_ms: u64,
     pub pool_size: Option<u32>,
+    /// DuckDB settings passed through under `duckdb:` (an allowlist
+    /// checked by the build), applied when the database opens.
+    pub settings: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,6 +476,9 @@ pub struct EndpointDef {
     pub tool_rate_limit: Option<RateLimitDef>,
     /// Overrides `duckdb.query_timeout_ms` for this endpoint.
     pub query_timeout_ms: Option<u64>,
+    /// flAPI's `log-queries` on the endpoint's connection: the SQL text of
+    /// each query is logged (never a bound value).
+    pub log_queries: bool,
     pub plan: PlanFn,
 }
 

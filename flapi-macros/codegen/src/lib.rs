@@ -116,18 +116,7 @@ pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Ve
         );
     }
     endpoint_files.sort();
-    let mut raw_endpoints = Vec::new();
-    for file in &endpoint_files {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        files_read.push(file.clone());
-        if let Some(root) = load::yaml::parse(file, &text, &mut diags)
-            && let Some(endpoint) = load::load_endpoint(file, &root, &mut diags)
-        {
-            raw_endpoints.push(endpoint);
-        }
-    }
+    let raw_endpoints = load_endpoints(&dir, &endpoint_files, &mut files_read, &mut diags);
     // roles.yaml (optional) beside flapi.yaml: declared roles and users.
     let roles_file = dir.join("roles.yaml");
     let roles_inside = load::paths::inside_or_report(&dir, &roles_file, "roles.yaml", &mut diags);
@@ -157,6 +146,79 @@ pub fn load(dir: &Path) -> Result<(resolve::model::Project, Vec<Diagnostic>), Ve
         return Err(finish(diags, &dir));
     }
     Ok((project, finish(diags, &dir)))
+}
+
+/// Keys that make a YAML file an endpoint (or a prompt) of its own.
+const ENDPOINT_MARKERS: &[&str] = &["url-path", "mcp-tool", "mcp-resource", "mcp-prompt"];
+
+/// Parses every YAML file of the template folder, with flAPI's includes
+/// applied. A file that another one includes and that has none of
+/// [`ENDPOINT_MARKERS`] is shared configuration, not an endpoint.
+fn load_endpoints(
+    dir: &Path,
+    files: &[PathBuf],
+    files_read: &mut Vec<PathBuf>,
+    diags: &mut diag::Diagnostics,
+) -> Vec<load::RawEndpoint> {
+    let mut parsed = Vec::new();
+    let mut included: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        files_read.push(file.clone());
+        let (text, includes) = load::include::scan(file, &text, diags);
+        let Some(mut root) = load::yaml::parse(file, &text, diags) else {
+            continue;
+        };
+        let base = file.parent().unwrap_or(dir).to_path_buf();
+        let mut read = |include: &load::include::Include, _: &Path, diags: &mut diag::Diagnostics| {
+            let value = load::yaml::Sp::new(include.path.clone(), include.loc.clone());
+            let path = load::paths::inside(dir, &base, &value, "include", diags)?;
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                diags.error(
+                    &include.loc,
+                    "",
+                    format!("included file `{}` cannot be read", include.path),
+                    Some("name a YAML file of the project, relative to this file".into()),
+                );
+                return None;
+            };
+            let (text, nested) = load::include::scan(&path, &text, diags);
+            if let Some(first) = nested.first() {
+                diags.error(
+                    &first.loc,
+                    "",
+                    "an included file cannot include others",
+                    Some("include each file from the endpoint file itself".into()),
+                );
+            }
+            included.insert(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+            load::yaml::parse(&path, &text, diags)
+        };
+        let mut extra = Vec::new();
+        load::include::apply(&mut root, &includes, &base, &mut read, &mut extra, diags);
+        files_read.append(&mut extra);
+        parsed.push((file.clone(), root));
+    }
+    let mut out = Vec::new();
+    for (file, root) in parsed {
+        let canonical = file.canonicalize().unwrap_or_else(|_| file.clone());
+        let is_endpoint = match &root.kind {
+            load::yaml::Kind::Map(entries) => entries.iter().any(|(k, _)| {
+                k.scalar_text()
+                    .is_some_and(|k| ENDPOINT_MARKERS.contains(&k.as_str()))
+            }),
+            _ => true,
+        };
+        if included.contains(&canonical) && !is_endpoint {
+            continue;
+        }
+        if let Some(endpoint) = load::load_endpoint(&file, &root, diags) {
+            out.push(endpoint);
+        }
+    }
+    out
 }
 
 fn finish(diags: diag::Diagnostics, dir: &Path) -> Vec<Diagnostic> {

@@ -404,7 +404,7 @@ fn fallback_arm(endpoint: &Endpoint) -> TokenStream {
     }
 }
 
-fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
+fn emit_endpoint(endpoint: &Endpoint, log_queries: bool) -> (TokenStream, TokenStream) {
     let args = args_type(endpoint);
     let doc = format!(
         "Arguments of `{}`, from `{}` (SQL: `{}`).{}",
@@ -594,6 +594,7 @@ fn emit_endpoint(endpoint: &Endpoint) -> (TokenStream, TokenStream) {
             rate_limit: #rate_limit,
             tool_rate_limit: #tool_rate_limit,
             query_timeout_ms: #query_timeout,
+            log_queries: #log_queries,
             plan: #args::plan_request,
         }
     };
@@ -802,7 +803,11 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     let mut items = Vec::new();
     let mut defs = Vec::new();
     for endpoint in &project.endpoints {
-        let (item, def) = emit_endpoint(endpoint);
+        let log_queries = project
+            .connections
+            .iter()
+            .any(|c| c.log_queries && endpoint.connection.as_deref() == Some(c.name.as_str()));
+        let (item, def) = emit_endpoint(endpoint, log_queries);
         items.push(item);
         defs.push(def);
     }
@@ -823,6 +828,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     let allowed = &d.allowed_directories;
     let timeout = d.query_timeout_ms;
     let pool = opt(d.pool_size);
+    let settings = d.settings.iter().map(|(k, v)| quote!((#k, #v)));
     let host = opt_str(project.http_host.as_deref());
     let port = opt(project.http_port);
     let default_limit = project.default_limit;
@@ -877,6 +883,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
                 allowed_directories: &[#(#allowed),*],
                 query_timeout_ms: #timeout,
                 pool_size: #pool,
+                settings: &[#(#settings),*],
             },
             http_host: #host,
             http_port: #port,

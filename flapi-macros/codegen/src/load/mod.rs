@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod edge;
+pub mod include;
 pub mod paths;
 pub mod policy;
 pub mod yaml;
@@ -23,7 +24,7 @@ use yaml::{
 /// Keys of `flapi.yaml` that flAPI documents and later versions of flapi
 /// implement; until then they are an explicit build error.
 pub const UNSUPPORTED_PROJECT_KEYS: &[&str] = &[];
-pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &["operation", "cache"];
+pub const UNSUPPORTED_ENDPOINT_KEYS: &[&str] = &["cache"];
 
 #[derive(Debug, Default)]
 pub struct RawProject {
@@ -55,6 +56,19 @@ pub struct RawProject {
     pub https: Option<crate::load::RawHttps>,
     pub limits: Option<crate::load::RawLimits>,
     pub rate_limit: Option<crate::load::RawRateLimit>,
+    /// flAPI's `heartbeat: {enabled, worker-interval}`.
+    pub heartbeat: Option<RawHeartbeat>,
+}
+
+/// `heartbeat:` in flapi.yaml (the worker) or on an endpoint (its calls).
+#[derive(Debug, Default)]
+pub struct RawHeartbeat {
+    pub loc: Location,
+    pub enabled: Option<Sp<bool>>,
+    /// Seconds between rounds (flapi.yaml only).
+    pub worker_interval: Option<Sp<i64>>,
+    /// Arguments of the endpoint's heartbeat call (endpoint only).
+    pub params: Vec<(Sp<String>, Sp<String>)>,
 }
 
 /// One `hygiene-allow` entry: keeps one rule's finding on one string.
@@ -77,6 +91,8 @@ pub struct RawMcp {
     pub max_rows: Option<Sp<i64>>,
     pub auth: Option<RawAuth>,
     pub enforcement: Option<Sp<String>>,
+    /// flAPI's `strict-descriptions`: always on here.
+    pub strict_descriptions: Option<Sp<bool>>,
 }
 
 /// `mcp-tool:` on an endpoint.
@@ -130,6 +146,10 @@ pub struct RawConnection {
     pub path: String,
     pub init: Option<Sp<String>>,
     pub properties: Vec<(Sp<String>, Sp<String>)>,
+    /// flAPI's `log-queries`: log each query's SQL text (never values).
+    pub log_queries: Option<Sp<bool>>,
+    /// flAPI's `log-parameters`: bound values are never logged here.
+    pub log_parameters: Option<Sp<bool>>,
 }
 
 #[derive(Debug, Default)]
@@ -141,6 +161,9 @@ pub struct RawDuckdb {
     pub allowed_directories: Vec<Sp<String>>,
     pub query_timeout_ms: Option<Sp<i64>>,
     pub pool_size: Option<Sp<i64>>,
+    /// Any other key: a DuckDB setting (`default_order: DESC`), checked
+    /// against the allowlist when resolved.
+    pub settings: Vec<(Sp<String>, Sp<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +195,9 @@ pub struct RawEndpoint {
     pub hygiene_allow: Vec<RawAllow>,
     pub rate_limit: Option<crate::load::RawRateLimit>,
     pub query_timeout_ms: Option<Sp<i64>>,
+    /// flAPI's `operation: {type: Read}`: must say read.
+    pub operation: Option<Sp<String>>,
+    pub heartbeat: Option<RawHeartbeat>,
 }
 
 #[derive(Debug)]
@@ -222,6 +248,19 @@ const PROJECT_KEYS: &[&str] = &[
     "hygiene",
     "hygiene-allow",
     "limits",
+    "heartbeat",
+];
+
+/// Keys of flapi.yaml that flAPI reads and flapi has no use for.
+const IGNORED_PROJECT_KEYS: &[(&str, &str)] = &[
+    ("version", "flAPI's marker of its file format; the build reads the format itself"),
+    ("server", "flAPI's server block is not read; flapi serves on `http-host` and `http-port`"),
+    ("server-name", "flAPI uses it as a name in its logs; flapi serves on `http-host`"),
+    ("storage", "flAPI's response-cache settings; flapi keeps no response cache"),
+    (
+        "environment-whitelist",
+        "flAPI reads the whitelist from `template.environment-whitelist`; move the patterns there",
+    ),
 ];
 
 pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawProject {
@@ -274,18 +313,15 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
         if let Some(list) = duck.take("allowed-directories") {
             d.allowed_directories = expect_str_list(list, "duckdb.allowed-directories", diags);
         }
-        duck.finish(
-            &[
-                "db_path",
-                "access_mode",
-                "threads",
-                "max_memory",
-                "allowed-directories",
-                "query-timeout-ms",
-                "pool-size",
-            ],
-            diags,
-        );
+        // Every other key is a DuckDB setting, resolved against the
+        // allowlist of settings that cannot weaken the sandbox.
+        for (name, key, value) in duck.remaining() {
+            duck.take(&name);
+            if let Some(text) = expect_scalar_text(value, &duck.key_path(&name), diags) {
+                d.settings.push((Sp::new(name, key.loc.clone()), text));
+            }
+        }
+        duck.finish(&[], diags);
     }
 
     if let Some(node) = map.take("pagination")
@@ -326,8 +362,15 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
     if let Some(node) = map.take("limits") {
         project.limits = crate::load::edge::load_limits(node, diags);
     }
-    if let Some(node) = map.take("rate-limit") {
+    // `rate_limit` is flAPI's spelling of the project-wide limit.
+    if let Some(node) = map.take_either("rate-limit", "rate_limit", diags) {
         project.rate_limit = crate::load::edge::load_rate_limit(node, "rate-limit", diags);
+    }
+    if let Some(node) = map.take("heartbeat") {
+        project.heartbeat = load_heartbeat(node, true, diags);
+    }
+    for (key, why) in IGNORED_PROJECT_KEYS {
+        map.ignore(key, why, diags);
     }
 
     map.reject_unsupported(UNSUPPORTED_PROJECT_KEYS, diags);
@@ -344,6 +387,7 @@ const MCP_KEYS: &[&str] = &[
     "max-rows",
     "auth",
     "enforcement",
+    "strict-descriptions",
 ];
 
 fn load_mcp(node: &Node, diags: &mut Diagnostics) -> RawMcp {
@@ -379,6 +423,32 @@ fn load_mcp(node: &Node, diags: &mut Diagnostics) -> RawMcp {
     if let Some(node) = map.take("auth") {
         mcp.auth = load_auth(node, "mcp.auth", AuthScope::Mcp, diags);
     }
+    mcp.strict_descriptions = opt(&mut map, "strict-descriptions", diags, expect_bool);
+    if let Some(strict) = &mcp.strict_descriptions
+        && !strict.value
+    {
+        diags.warning(
+            &strict.loc,
+            "mcp.strict-descriptions",
+            "`strict-descriptions: false` has no effect: flapi always fails the build on an unsafe tool, resource or prompt text",
+            Some("remove the key, or write `true`; keep a reviewed exception with `hygiene-allow`".into()),
+        );
+    }
+    map.ignore(
+        "port",
+        "flapi serves MCP on the HTTP listener (`http-port`) at `/mcp`, beside REST",
+        diags,
+    );
+    map.ignore(
+        "host",
+        "flapi serves MCP on the HTTP listener (`http-host`) at `/mcp`, beside REST",
+        diags,
+    );
+    map.ignore(
+        "allow-list-changed-notifications",
+        "the tool, resource and prompt lists are fixed when the binary is built, so they never change",
+        diags,
+    );
     map.finish(MCP_KEYS, diags);
     mcp
 }
@@ -407,6 +477,8 @@ fn load_connections(node: &Node, diags: &mut Diagnostics) -> Vec<RawConnection> 
             path: path.clone(),
             init: None,
             properties: Vec::new(),
+            log_queries: None,
+            log_parameters: None,
         };
         if matches!(value.kind, Kind::Null) {
             out.push(connection);
@@ -416,6 +488,13 @@ fn load_connections(node: &Node, diags: &mut Diagnostics) -> Vec<RawConnection> 
             continue;
         };
         connection.init = opt(&mut map, "init", diags, expect_str);
+        connection.log_queries = opt(&mut map, "log-queries", diags, expect_bool);
+        connection.log_parameters = opt(&mut map, "log-parameters", diags, expect_bool);
+        map.ignore(
+            "allow",
+            "flAPI lists it in its configuration dump and enforces nothing with it; what SQL may read is decided by the build's allowlist",
+            diags,
+        );
         if let Some(props) = map.take("properties") {
             let props_path = format!("{path}.properties");
             match &props.kind {
@@ -438,7 +517,7 @@ fn load_connections(node: &Node, diags: &mut Diagnostics) -> Vec<RawConnection> 
                 ),
             }
         }
-        map.finish(&["init", "properties"], diags);
+        map.finish(&["init", "properties", "log-queries", "log-parameters"], diags);
         out.push(connection);
     }
     out
@@ -466,7 +545,70 @@ const ENDPOINT_KEYS: &[&str] = &[
     "rate-limit",
     "operation",
     "cache",
+    "heartbeat",
 ];
+
+/// `operation: {type: Read}`: the type, checked when resolved. flAPI's
+/// write keys belong to write endpoints (a later version).
+fn load_operation(node: &Node, diags: &mut Diagnostics) -> Option<Sp<String>> {
+    let mut map = MapReader::new(node, "operation", diags)?;
+    let kind = opt(&mut map, "type", diags, expect_str);
+    // flAPI's write settings: read so the one error is the type's.
+    for key in ["returns-data", "transaction", "validate-before-write"] {
+        let _ = opt(&mut map, key, diags, expect_bool);
+    }
+    map.finish(
+        &["type", "returns-data", "transaction", "validate-before-write"],
+        diags,
+    );
+    if kind.is_none() {
+        diags.error(
+            &node.loc,
+            "operation",
+            "`operation` needs a `type`",
+            Some("write `operation: {type: Read}`, or remove the block".into()),
+        );
+    }
+    kind
+}
+
+/// flAPI's `heartbeat`: in flapi.yaml `{enabled, worker-interval}`, on an
+/// endpoint `{enabled, params}`.
+fn load_heartbeat(node: &Node, project: bool, diags: &mut Diagnostics) -> Option<RawHeartbeat> {
+    let mut map = MapReader::new(node, "heartbeat", diags)?;
+    let mut heartbeat = RawHeartbeat {
+        loc: node.loc.clone(),
+        enabled: opt(&mut map, "enabled", diags, expect_bool),
+        ..Default::default()
+    };
+    if project {
+        heartbeat.worker_interval = opt(&mut map, "worker-interval", diags, expect_int);
+        map.finish(&["enabled", "worker-interval"], diags);
+    } else {
+        if let Some(params) = map.take("params") {
+            match &params.kind {
+                Kind::Map(entries) => {
+                    for (k, v) in entries {
+                        let name = k.scalar_text().unwrap_or_default();
+                        let path = format!("heartbeat.params.{name}");
+                        if let Some(value) = expect_scalar_text(v, &path, diags) {
+                            heartbeat.params.push((Sp::new(name, k.loc.clone()), value));
+                        }
+                    }
+                }
+                Kind::Null => {}
+                _ => diags.error(
+                    &params.loc,
+                    "heartbeat.params",
+                    format!("expected a mapping of argument names, found {}", params.type_name()),
+                    None,
+                ),
+            }
+        }
+        map.finish(&["enabled", "params"], diags);
+    }
+    Some(heartbeat)
+}
 
 pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Option<RawEndpoint> {
     let mut map = MapReader::new(root, "", diags)?;
@@ -492,7 +634,15 @@ pub fn load_endpoint(file: &Path, root: &Node, diags: &mut Diagnostics) -> Optio
         hygiene_allow: Vec::new(),
         rate_limit: None,
         query_timeout_ms: None,
+        operation: None,
+        heartbeat: None,
     };
+    if let Some(node) = map.take("operation") {
+        endpoint.operation = load_operation(node, diags);
+    }
+    if let Some(node) = map.take("heartbeat") {
+        endpoint.heartbeat = load_heartbeat(node, false, diags);
+    }
     if let Some(node) = map.take("rate-limit") {
         endpoint.rate_limit = crate::load::edge::load_rate_limit(node, "rate-limit", diags);
     }
@@ -700,6 +850,16 @@ fn load_field(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<RawFie
         sensitive: opt(&mut map, "sensitive", diags, expect_bool),
         validators: Vec::new(),
     };
+    map.ignore(
+        "field-type",
+        "flAPI does not read it either; a field's type comes from its `validators`",
+        diags,
+    );
+    map.ignore(
+        "defaultValue",
+        "flAPI reads a field's default from `default`, not `defaultValue`; write `default:` for a default to apply",
+        diags,
+    );
     if let Some(list) = map.take("validators") {
         let list_path = yaml::join(path, "validators");
         if let Some(items) = expect_seq(list, &list_path, diags) {
@@ -733,8 +893,12 @@ fn load_validator(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Ra
         kind: opt(&mut map, "type", diags, expect_str),
         min: opt(&mut map, "min", diags, expect_scalar_text),
         max: opt(&mut map, "max", diags, expect_scalar_text),
-        min_length: opt(&mut map, "minLength", diags, expect_int),
-        max_length: opt(&mut map, "maxLength", diags, expect_int),
+        min_length: map
+            .take_either("minLength", "min-length", diags)
+            .and_then(|n| expect_int(n, &yaml::join(path, "minLength"), diags)),
+        max_length: map
+            .take_either("maxLength", "max-length", diags)
+            .and_then(|n| expect_int(n, &yaml::join(path, "maxLength"), diags)),
         regex: opt(&mut map, "regex", diags, expect_str),
         allowed_values: Vec::new(),
     };

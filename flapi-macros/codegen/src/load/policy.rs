@@ -65,7 +65,8 @@ pub(crate) fn load_audit(node: &Node, diags: &mut Diagnostics) -> Option<RawAudi
         on_failure: opt(&mut map, "on-failure", diags, expect_str),
         redact_arguments: Vec::new(),
     };
-    if let Some(list) = map.take("redact-arguments") {
+    // `redact` is flAPI's name for the same list.
+    if let Some(list) = map.take_either("redact-arguments", "redact", diags) {
         audit.redact_arguments = expect_str_list(list, "audit.redact-arguments", diags);
     }
     map.finish(AUDIT_KEYS, diags);

@@ -315,6 +315,54 @@ impl<'a> MapReader<'a> {
         }
     }
 
+    /// A key flAPI accepts and flapi has no use for: taken, with a warning
+    /// that says so and why (never silently ignored).
+    pub fn ignore(&mut self, key: &str, why: &str, diags: &mut Diagnostics) {
+        if let Some(loc) = self.key_location(key) {
+            self.take(key);
+            diags.warning(
+                &loc,
+                self.key_path(key),
+                format!("`{key}` is ignored: {why}"),
+                Some(format!("remove `{key}`; the build does not need it")),
+            );
+        }
+    }
+
+    /// The value under `key`, or under flAPI's other spelling `alias` of
+    /// the same key; both at once is an error.
+    pub fn take_either(
+        &mut self,
+        key: &str,
+        alias: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<&'a Node> {
+        match (self.key_location(key), self.key_location(alias)) {
+            (Some(_), Some(loc)) => {
+                self.take(alias);
+                diags.error(
+                    &loc,
+                    self.key_path(alias),
+                    format!("`{alias}` and `{key}` are two spellings of one key"),
+                    Some(format!("keep `{key}` and remove `{alias}`")),
+                );
+                self.take(key)
+            }
+            (None, Some(_)) => self.take(alias),
+            _ => self.take(key),
+        }
+    }
+
+    /// The names of the keys nobody has taken yet, with their nodes.
+    pub fn remaining(&self) -> Vec<(String, &'a Node, &'a Node)> {
+        self.entries
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, used)| !**used)
+            .map(|((name, key, value), _)| (name.clone(), *key, *value))
+            .collect()
+    }
+
     /// Reports every key that was not taken. `known` lists all valid keys
     /// of this mapping, for the suggestion.
     pub fn finish(self, known: &[&str], diags: &mut Diagnostics) {

@@ -207,11 +207,16 @@ fn param(params: &str, key: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// Whether a pbkdf2 salt or digest decodes the way the server decodes it
+/// (`src/auth/mod.rs::lenient_b64`): URL-safe base64 without padding, as
+/// flAPI writes it, standard base64, or passlib's "ab64" (`.` for `+`).
 fn is_b64(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '.' | '='))
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let unpadded = text.trim_end_matches('=');
+    !unpadded.is_empty()
+        && (STANDARD_NO_PAD.decode(unpadded.replace('.', "+")).is_ok()
+            || URL_SAFE_NO_PAD.decode(unpadded).is_ok())
 }
 
 /// Checks a stored password value: argon2id PHC (bounded cost), flAPI's
@@ -460,35 +465,16 @@ pub fn resolve_auth(
                 Some("remove the `methods` entry: every MCP request is authenticated when auth is on".into()),
             );
         }
-        if let Some(secret) = &mcp_auth.jwt_secret
-            && let Some(name) = secret_env(secret, "mcp.auth.jwt-secret", diags)
+        merge_bearer(mcp_auth, &mut jwt, &roles, diags);
+    }
+    // flAPI's endpoint-level `auth: {type: bearer, jwt-secret, jwt-issuer}`:
+    // one verifier serves the whole server, so each endpoint's settings
+    // add to (or must agree with) the project's.
+    for endpoint in endpoints {
+        if enabled(&endpoint.auth)
+            && let Some(auth) = &endpoint.auth
         {
-            let settings = jwt.get_or_insert_with(|| default_jwt(&roles));
-            match &settings.secret_env {
-                Some(existing) if *existing != name => diags.error(
-                    &secret.loc,
-                    "mcp.auth.jwt-secret",
-                    format!(
-                        "`auth` reads the JWT secret from `{existing}`, `mcp.auth` from `{name}`"
-                    ),
-                    Some("use one secret for both".into()),
-                ),
-                _ => {
-                    settings.secret_env = Some(name);
-                    if !settings.algorithms.iter().any(|a| a == "HS256") {
-                        settings.algorithms.push("HS256".into());
-                    }
-                }
-            }
-        }
-        if let Some(issuer) = &mcp_auth.jwt_issuer {
-            let settings = jwt.get_or_insert_with(|| default_jwt(&roles));
-            settings.issuer.get_or_insert(issuer.value.clone());
-        }
-        if let (Some(settings), Some(audience)) = (jwt.as_mut(), &mcp_auth.jwt_audience)
-            && settings.audiences.is_empty()
-        {
-            settings.audiences.push(audience.value.clone());
+            merge_bearer(auth, &mut jwt, &roles, diags);
         }
     }
     if let Some(settings) = &jwt {
@@ -540,7 +526,7 @@ pub fn resolve_auth(
             .is_some_and(|a| a.jwt_secret.is_some())
         || endpoints
             .iter()
-            .any(|e| e.auth.as_ref().is_some_and(|a| !a.users.is_empty()));
+            .any(|e| e.auth.as_ref().is_some_and(|a| !a.users.is_empty() || a.jwt_secret.is_some()));
     if (settings.rest || settings.mcp || any_endpoint_auth) && !declared {
         let loc = project
             .auth
@@ -670,6 +656,55 @@ fn key_url_allowed(text: &str) -> bool {
     !credentials
         && url.host().is_some()
         && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+}
+
+/// flAPI's short bearer keys (`jwt-secret`, `jwt-issuer`, `jwt-audience`)
+/// outside `auth` in flapi.yaml (`mcp.auth`, an endpoint's `auth`): they
+/// add the HS256 secret, issuer and audience to the one verifier, or must
+/// agree with what it already has.
+fn merge_bearer(
+    auth: &RawAuth,
+    jwt: &mut Option<JwtSettings>,
+    roles: &[Role],
+    diags: &mut Diagnostics,
+) {
+    let secret_path = format!("{}.jwt-secret", auth.path);
+    if let Some(secret) = &auth.jwt_secret
+        && let Some(name) = secret_env(secret, &secret_path, diags)
+    {
+        let settings = jwt.get_or_insert_with(|| default_jwt(roles));
+        match &settings.secret_env {
+            Some(existing) if *existing != name => diags.error(
+                &secret.loc,
+                secret_path,
+                format!("the JWT secret is already read from `{existing}`; this one is `{name}`"),
+                Some("use one secret for the whole server".into()),
+            ),
+            _ => {
+                settings.secret_env = Some(name);
+                if !settings.algorithms.iter().any(|a| a == "HS256") {
+                    settings.algorithms.push("HS256".into());
+                }
+            }
+        }
+    }
+    if let Some(issuer) = &auth.jwt_issuer {
+        let settings = jwt.get_or_insert_with(|| default_jwt(roles));
+        match &settings.issuer {
+            Some(existing) if *existing != issuer.value => diags.error(
+                &issuer.loc,
+                format!("{}.jwt-issuer", auth.path),
+                format!("the JWT issuer is already `{existing}`; this one is `{}`", issuer.value),
+                Some("use one issuer for the whole server".into()),
+            ),
+            _ => settings.issuer = Some(issuer.value.clone()),
+        }
+    }
+    if let (Some(settings), Some(audience)) = (jwt.as_mut(), &auth.jwt_audience)
+        && !settings.audiences.contains(&audience.value)
+    {
+        settings.audiences.push(audience.value.clone());
+    }
 }
 
 /// Bearer tokens are accepted only for this API's audience: without one,

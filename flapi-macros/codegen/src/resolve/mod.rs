@@ -86,8 +86,19 @@ pub fn resolve_project(
                 .iter()
                 .map(|(k, v)| (k.value.clone(), v.value.clone()))
                 .collect(),
+            log_queries: c.log_queries.as_ref().is_some_and(|v| v.value),
         })
         .collect();
+    for c in &raw.connections {
+        if let Some(v) = c.log_parameters.as_ref().filter(|v| v.value) {
+            diags.warning(
+                &v.loc,
+                format!("{}.log-parameters", c.path),
+                "`log-parameters: true` has no effect: flapi never writes bound values to its logs, where personal data and secrets would stay",
+                Some("the audit log records each call's arguments, with `sensitive` fields and `audit.redact-arguments` redacted".into()),
+            );
+        }
+    }
 
     let duckdb = resolve_duckdb(dir, raw, diags);
     let http_port = raw
@@ -512,7 +523,13 @@ fn resolve_duckdb(dir: &Path, raw: &RawProject, diags: &mut Diagnostics) -> Duck
     if d.allowed_directories.is_empty() && dir.join("data").is_dir() {
         allowed_directories.push("data".to_string());
     }
+    let settings = d
+        .settings
+        .iter()
+        .filter_map(|(name, value)| pass_through_setting(name, value, diags))
+        .collect();
     DuckdbSettings {
+        settings,
         db_path: d.db_path.as_ref().map(|p| p.value.clone()),
         read_only,
         threads,
@@ -521,6 +538,107 @@ fn resolve_duckdb(dir: &Path, raw: &RawProject, diags: &mut Diagnostics) -> Duck
         query_timeout_ms,
         pool_size,
     }
+}
+
+/// DuckDB settings a project may set under `duckdb:` (flAPI passes every
+/// key through): they shape results and performance and cannot widen what
+/// SQL reaches. Applied when the database opens, before the sandbox.
+pub const PASS_THROUGH_SETTINGS: &[&str] = &[
+    "default_order",
+    "default_null_order",
+    "preserve_insertion_order",
+    "timezone",
+    "calendar",
+    "default_collation",
+    "integer_division",
+    "enable_object_cache",
+    "checkpoint_threshold",
+    "wal_autocheckpoint",
+    "immediate_transaction_mode",
+    "max_expression_depth",
+    "ordered_aggregate_threshold",
+    "order_by_non_integer_literal",
+    "prefer_range_joins",
+    "pivot_limit",
+    "scalar_subquery_error_on_multiple_rows",
+    "arrow_large_buffer_size",
+    "arrow_output_list_view",
+    "produce_arrow_string_view",
+    "late_materialization_max_rows",
+    "disabled_optimizers",
+    "dynamic_or_filter_threshold",
+    "max_temp_directory_size",
+    "errors_as_json",
+    "explain_output",
+    "default_block_size",
+    "storage_compatibility_version",
+];
+
+/// Settings flapi sets itself, or that reach files, extensions, the
+/// network or secrets: named in the refusal so the reason is clear.
+const SANDBOX_SETTINGS: &[&str] = &[
+    "enable_external_access",
+    "allowed_directories",
+    "allowed_paths",
+    "lock_configuration",
+    "autoinstall_known_extensions",
+    "autoload_known_extensions",
+    "allow_community_extensions",
+    "allow_unsigned_extensions",
+    "allow_extensions_metadata_mismatch",
+    "extension_directory",
+    "custom_extension_repository",
+    "autoinstall_extension_repository",
+    "temp_directory",
+    "secret_directory",
+    "allow_persistent_secrets",
+    "home_directory",
+    "file_search_path",
+    "log_query_path",
+    "enable_profiling",
+    "profile_output",
+    "profiling_output",
+    "enable_logging",
+    "logging_storage",
+    "custom_user_agent",
+    "enable_http_logging",
+    "http_logging_output",
+    "access_mode",
+];
+
+fn pass_through_setting(
+    name: &Sp<String>,
+    value: &Sp<String>,
+    diags: &mut Diagnostics,
+) -> Option<(String, String)> {
+    let key = format!("duckdb.{}", name.value);
+    let lower = name.value.to_ascii_lowercase();
+    if PASS_THROUGH_SETTINGS.contains(&lower.as_str()) {
+        return Some((lower, value.value.clone()));
+    }
+    let (message, help) = if SANDBOX_SETTINGS.contains(&lower.as_str()) {
+        (
+            format!("DuckDB setting `{}` is set by flapi's sandbox and cannot be changed by a project", name.value),
+            "remove it; data folders are listed under `duckdb.allowed-directories`".to_string(),
+        )
+    } else {
+        let known = [
+            "db_path",
+            "access_mode",
+            "threads",
+            "max_memory",
+            "allowed-directories",
+            "query-timeout-ms",
+            "pool-size",
+        ];
+        (
+            format!("unknown key `{}`: not a flapi key, nor a DuckDB setting flapi passes through", name.value),
+            did_you_mean(&name.value, known.iter().copied().chain(PASS_THROUGH_SETTINGS.iter().copied()))
+                .unwrap_or_else(|| format!("flapi keys here: {}; DuckDB settings passed through: {}", known.join(", "), PASS_THROUGH_SETTINGS.join(", "))),
+        )
+    };
+    diags.error(&name.loc, key, message, Some(help));
+    None
 }
 
 /// `/customers/:id` and `/customers/:key` are the same route.
@@ -646,6 +764,17 @@ fn resolve_endpoint(
             upper
         }
     };
+    // flAPI's `operation: {type: Read}` says what every endpoint here is.
+    if let Some(kind) = &raw.operation
+        && !kind.value.eq_ignore_ascii_case("read")
+    {
+        diags.error(
+            &kind.loc,
+            "operation.type",
+            format!("operation type `{}` is not supported yet; this version serves read endpoints", kind.value),
+            Some("write `type: Read`, or remove the `operation` block".into()),
+        );
+    }
 
     let connection = match raw.connection.as_slice() {
         [] => None,

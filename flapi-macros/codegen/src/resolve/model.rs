@@ -98,6 +98,8 @@ pub struct Connection {
     pub name: String,
     pub init: Option<String>,
     pub properties: Vec<(String, String)>,
+    /// flAPI's `log-queries`: each query's SQL text is logged.
+    pub log_queries: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,6 +111,8 @@ pub struct DuckdbSettings {
     pub allowed_directories: Vec<String>,
     pub query_timeout_ms: u64,
     pub pool_size: Option<u32>,
+    /// DuckDB settings passed through (`PASS_THROUGH_SETTINGS`), lower case.
+    pub settings: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! The Mustache subset flAPI users write in SQL templates, parsed into a
 //! tree: `{{ x }}`, `{{{ x }}}`, `{{& x}}`, `{{#x}}…{{/x}}`, `{{^x}}…{{/x}}`
-//! and `{{! comment }}`. Partials and delimiter changes are build errors.
+//! and `{{! comment }}`, plus the Handlebars helpers flAPI templates use:
+//! `{{#if x}}…{{else}}…{{/if}}` and `{{#unless x}}…{{/unless}}`, which are
+//! the same sections by another name. Partials, delimiter changes, other
+//! helpers and sub-expressions are build errors.
 
 use crate::diag::{Diagnostics, Location};
 
@@ -35,8 +38,10 @@ impl SourceMap<'_> {
 
 pub fn parse(map: &SourceMap<'_>, diags: &mut Diagnostics) -> Vec<Part> {
     let src = map.src;
-    // Stack of open sections: (name, inverted, offset, children so far).
+    // Stack of open sections: (name, inverted, offset, children so far),
+    // and beside it the helper that opened each (`if`, `unless`) if any.
     let mut stack: Vec<(String, bool, usize, Vec<Part>)> = Vec::new();
+    let mut helpers: Vec<Option<&'static str>> = Vec::new();
     let mut current: Vec<Part> = Vec::new();
     let mut pos = 0;
     // End of the previous tag: a line holding two tags is not standalone.
@@ -71,7 +76,8 @@ pub fn parse(map: &SourceMap<'_>, diags: &mut Diagnostics) -> Vec<Part> {
         };
         // Mustache's standalone rule: a section or comment tag alone on its
         // line removes the whole line, so templates leave no blank lines.
-        if matches!(sigil, Some('#' | '^' | '/' | '!')) {
+        let is_else = sigil.is_none() && name == "else";
+        if matches!(sigil, Some('#' | '^' | '/' | '!')) || is_else {
             let line_start = src[..open].rfind('\n').map(|i| i + 1).unwrap_or(0);
             let line_end = src[pos..]
                 .find('\n')
@@ -90,6 +96,61 @@ pub fn parse(map: &SourceMap<'_>, diags: &mut Diagnostics) -> Vec<Part> {
             }
         }
         previous_end = pos;
+        // Handlebars helpers, read as the sections they are.
+        let (sigil, name, helper) = match (sigil, name.split_once(char::is_whitespace)) {
+            (Some('#'), Some(("if", rest))) => (Some('#'), rest.trim(), Some("if")),
+            (Some('#'), Some(("unless", rest))) => (Some('^'), rest.trim(), Some("unless")),
+            (Some('#'), Some((other, _))) => {
+                diags.error(
+                    &map.at(open),
+                    "",
+                    format!("the Handlebars helper `#{other}` is not supported in SQL templates"),
+                    Some(if other == "each" {
+                        "list arguments are not supported yet; bind one value per field".into()
+                    } else {
+                        "use `{{#if params.x}}`, `{{#unless params.x}}` or a Mustache section `{{#params.x}}`".into()
+                    }),
+                );
+                (Some('!'), name, None)
+            }
+            _ => (sigil, name, None),
+        };
+        if helper.is_some() && (name.contains('(') || name.contains(char::is_whitespace)) {
+            diags.error(
+                &map.at(open),
+                "",
+                format!("`{name}`: helper conditions name one value; sub-expressions and comparisons are not supported"),
+                Some("test a field's presence, as in `{{#if params.x}}`; compare values in SQL with a bound value".into()),
+            );
+        }
+        if is_else {
+            match (stack.pop(), helpers.last().copied().flatten()) {
+                (Some((open_name, inverted, offset, parent)), Some(_)) => {
+                    let children = std::mem::replace(&mut current, Vec::new());
+                    let mut parent = parent;
+                    parent.push(Part::Section {
+                        name: open_name.clone(),
+                        inverted,
+                        offset,
+                        children,
+                    });
+                    stack.push((open_name, !inverted, offset, parent));
+                }
+                (popped, _) => {
+                    if let Some(entry) = popped {
+                        stack.push(entry);
+                    }
+                    diags.error(
+                        &map.at(open),
+                        "",
+                        "`{{else}}` outside an `{{#if}}` or `{{#unless}}` block",
+                        Some("use `{{else}}` inside `{{#if params.x}}…{{/if}}`".into()),
+                    );
+                }
+            }
+            previous_end = pos;
+            continue;
+        }
         match sigil {
             Some('!') => {}
             Some('>') | Some('=') => diags.error(
@@ -101,8 +162,17 @@ pub fn parse(map: &SourceMap<'_>, diags: &mut Diagnostics) -> Vec<Part> {
             Some('#') | Some('^') => {
                 let parent = std::mem::take(&mut current);
                 stack.push((name.to_string(), sigil == Some('^'), open, parent));
+                helpers.push(helper);
             }
             Some('/') => {
+                // `{{/if}}` closes what `{{#if x}}` opened.
+                let opened_by = helpers.pop().flatten();
+                let name = match opened_by {
+                    Some(h) if h == name => stack.last().map(|s| s.0.as_str()).unwrap_or(name),
+                    _ => name,
+                };
+                let name = name.to_string();
+                let name = name.as_str();
                 match stack.pop() {
                     Some((open_name, inverted, offset, parent)) if open_name == name => {
                         let children = std::mem::replace(&mut current, parent);
@@ -181,4 +251,79 @@ fn finish_unclosed(
         });
     }
     current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(src: &str) -> (Vec<Part>, Vec<String>) {
+        let map = SourceMap {
+            start: Location::file_start("t.sql"),
+            src,
+        };
+        let mut diags = Diagnostics::new();
+        let parts = parse(&map, &mut diags);
+        let errors = diags.into_sorted().into_iter().map(|d| d.message).collect();
+        (parts, errors)
+    }
+
+    fn section(name: &str, inverted: bool, text: &str) -> Part {
+        Part::Section {
+            name: name.into(),
+            inverted,
+            offset: 0,
+            children: vec![Part::Text(text.into())],
+        }
+    }
+
+    fn strip_offsets(parts: Vec<Part>) -> Vec<Part> {
+        parts
+            .into_iter()
+            .map(|p| match p {
+                Part::Section {
+                    name,
+                    inverted,
+                    children,
+                    ..
+                } => Part::Section {
+                    name,
+                    inverted,
+                    offset: 0,
+                    children: strip_offsets(children),
+                },
+                Part::Var { name, .. } => Part::Var { name, offset: 0 },
+                other => other,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn handlebars_if_else_and_unless_are_sections() {
+        let (parts, errors) = parsed("a{{#if params.x}}b{{else}}c{{/if}}d{{#unless params.y}}e{{/unless}}");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            strip_offsets(parts),
+            vec![
+                Part::Text("a".into()),
+                section("params.x", false, "b"),
+                section("params.x", true, "c"),
+                Part::Text("d".into()),
+                section("params.y", true, "e"),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_helpers_and_stray_else_are_errors() {
+        for src in [
+            "{{#each params.ids}}x{{/each}}",
+            "x{{else}}y",
+            "{{#if (eq params.a 1)}}x{{/if}}",
+            "{{#if params.a}}x{{/unless}}",
+        ] {
+            let (_, errors) = parsed(src);
+            assert!(!errors.is_empty(), "{src} should fail");
+        }
+    }
 }
