@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod call;
 pub mod db;
+pub mod heartbeat;
 pub mod http;
 pub mod logging;
 pub mod mcp;

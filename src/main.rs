@@ -354,6 +354,7 @@ fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        flapi::heartbeat::spawn(&PROJECT, app.db.clone(), app.shutdown.clone());
         let host = args
             .host
             .or_else(|| PROJECT.http_host.and_then(|h| h.parse().ok()))

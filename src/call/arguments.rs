@@ -80,13 +80,13 @@ impl Arguments {
                 flags.format = negotiate(&input.query, accept.as_deref(), &mut flags.errors);
                 flags.page = endpoint
                     .paginate
-                    .then(|| text_page(project, &input.query, &mut flags.errors));
+                    .then(|| text_page(project, endpoint, &input.query, &mut flags.errors));
             }
             Arguments::Json(object) => {
                 flags.dry_run = json_dry_run(object, &mut flags.errors);
                 flags.page = endpoint
                     .paginate
-                    .then(|| json_page(project, object, &mut flags.errors));
+                    .then(|| json_page(project, endpoint, object, &mut flags.errors));
             }
             Arguments::None => {
                 // A resource is read whole, up to the server's largest page.
@@ -181,27 +181,61 @@ fn negotiate(query: &[(String, String)], accept: Option<&str>, errors: &mut Fiel
 }
 
 /// `limit` (clamped to `max-limit`) and `offset`, each read by `number`
-/// with its default.
-fn window(project: &ProjectDef, mut number: impl FnMut(&str, u64) -> u64) -> Page {
-    let limit = number(LIMIT, project.default_limit).min(project.max_limit);
-    let offset = number(OFFSET, 0);
+/// (`None` when absent). A value outside the endpoint's declared bounds
+/// is an error; an absent limit is the default, within them.
+fn window(
+    project: &ProjectDef,
+    endpoint: &EndpointDef,
+    errors: &mut FieldErrors,
+    mut number: impl FnMut(&str, &mut FieldErrors) -> Option<u64>,
+) -> Page {
+    let b = endpoint.page_bounds;
+    let mut bounded =
+        |name: &str, min: u64, max: Option<u64>, default: u64, errors: &mut FieldErrors| {
+            match number(name, errors) {
+                None => default.max(min).min(max.unwrap_or(u64::MAX)),
+                Some(n) if n < min || max.is_some_and(|m| n > m) => {
+                    let reason = match max {
+                        Some(max) => format!("must be between {min} and {max}"),
+                        None => format!("must be at least {min}"),
+                    };
+                    errors.push(name, &reason);
+                    default
+                }
+                Some(n) => n,
+            }
+        };
+    let limit = bounded(
+        LIMIT,
+        b.limit_min,
+        b.limit_max,
+        project.default_limit,
+        errors,
+    )
+    .min(project.max_limit);
+    let offset = bounded(OFFSET, b.offset_min, b.offset_max, 0, errors);
     Page { limit, offset }
 }
 
-fn text_page(project: &ProjectDef, query: &[(String, String)], errors: &mut FieldErrors) -> Page {
-    window(project, |name, default| {
+fn text_page(
+    project: &ProjectDef,
+    endpoint: &EndpointDef,
+    query: &[(String, String)],
+    errors: &mut FieldErrors,
+) -> Page {
+    window(project, endpoint, errors, |name, errors| {
         let mut values = query.iter().filter(|(k, _)| k == name);
         match (values.next(), values.next()) {
-            (None, _) => default,
+            (None, _) => None,
             (Some(_), Some(_)) => {
                 errors.push(name, "was given more than once");
-                default
+                None
             }
             (Some((_, v)), None) => match v.trim().parse::<u64>() {
-                Ok(n) => n,
+                Ok(n) => Some(n),
                 Err(_) => {
                     errors.push(name, "must be a non-negative integer");
-                    default
+                    None
                 }
             },
         }
@@ -210,15 +244,17 @@ fn text_page(project: &ProjectDef, query: &[(String, String)], errors: &mut Fiel
 
 fn json_page(
     project: &ProjectDef,
+    endpoint: &EndpointDef,
     object: &mut Map<String, Value>,
     errors: &mut FieldErrors,
 ) -> Page {
-    window(project, |name, default| match object.remove(name) {
-        None => default,
-        Some(value) => value.as_u64().unwrap_or_else(|| {
+    window(project, endpoint, errors, |name, errors| {
+        let value = object.remove(name)?;
+        let n = value.as_u64();
+        if n.is_none() {
             errors.push(name, "must be a non-negative integer");
-            default
-        }),
+        }
+        n
     })
 }
 

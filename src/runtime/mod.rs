@@ -22,6 +22,8 @@ pub struct ProjectDef {
     pub source_hash: &'static str,
     /// The project folder at build time; the default base for data paths.
     pub base_dir: &'static str,
+    /// flAPI's heartbeat worker: seconds between rounds, when enabled.
+    pub heartbeat_seconds: Option<u64>,
     pub connections: &'static [ConnectionDef],
     pub duckdb: DuckdbDef,
     pub http_host: Option<&'static str>,
@@ -479,7 +481,21 @@ pub struct EndpointDef {
     /// flAPI's `log-queries` on the endpoint's connection: the SQL text of
     /// each query is logged (never a bound value).
     pub log_queries: bool,
+    /// Bounds of `limit`/`offset` (flAPI's explicit page fields).
+    pub page_bounds: PageBoundsDef,
+    /// flAPI's `heartbeat`: the arguments the worker calls it with.
+    pub heartbeat: Option<&'static [(&'static str, &'static str)]>,
     pub plan: PlanFn,
+}
+
+/// Bounds on a paginated endpoint's window, from flAPI's explicit `limit`
+/// and `offset` request fields (their int validator's `min`/`max`).
+#[derive(Debug, Clone, Copy)]
+pub struct PageBoundsDef {
+    pub limit_min: u64,
+    pub limit_max: Option<u64>,
+    pub offset_min: u64,
+    pub offset_max: Option<u64>,
 }
 
 /// What to run for one request: an index into the endpoint's texts and the

@@ -964,6 +964,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
     ),
     source_hash: "b2633ebc942ffe7b",
     base_dir: "<project folder>",
+    heartbeat_seconds: ::core::option::Option::None,
     connections: &[
         ::flapi::runtime::ConnectionDef {
             name: "shop",
@@ -989,6 +990,7 @@ CREATE TABLE orders AS
         allowed_directories: &["data"],
         query_timeout_ms: 10000u64,
         pool_size: ::core::option::Option::None,
+        settings: &[],
     },
     http_host: ::core::option::Option::None,
     http_port: ::core::option::Option::None,
@@ -1087,6 +1089,14 @@ GROUP BY ALL
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: CustomerArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1328,6 +1338,14 @@ ORDER BY order_date, order_id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: CustomerOrdersArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -2500,6 +2518,14 @@ ORDER BY credit_limit, customer_id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: CustomersArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -2759,6 +2785,14 @@ ORDER BY order_date, order_id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: OrdersArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -2974,6 +3008,14 @@ ORDER BY month, c.segment
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: RevenueArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -3034,6 +3076,14 @@ ORDER BY table_name, ordinal_position
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: SchemaArgs::plan_request,
         },
     ],

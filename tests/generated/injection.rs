@@ -725,6 +725,7 @@ pub static PROJECT: ::flapi::runtime::ProjectDef = ::flapi::runtime::ProjectDef 
     ),
     source_hash: "32e6b3b700ba3420",
     base_dir: "<project folder>",
+    heartbeat_seconds: ::core::option::Option::None,
     connections: &[
         ::flapi::runtime::ConnectionDef {
             name: "main",
@@ -750,6 +751,7 @@ CREATE TABLE canary AS SELECT 42 AS v;
         allowed_directories: &[],
         query_timeout_ms: 30000u64,
         pool_size: ::core::option::Option::None,
+        settings: &[],
     },
     http_host: ::core::option::Option::None,
     http_port: ::core::option::Option::None,
@@ -812,6 +814,14 @@ SELECT id, name FROM people WHERE active = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: BooleanArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -868,6 +878,14 @@ SELECT id, name FROM people WHERE born = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: DateArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -924,6 +942,14 @@ SELECT id, name FROM people WHERE score = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: DoubleArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -980,6 +1006,14 @@ SELECT id, name FROM people WHERE email = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: EmailArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1036,6 +1070,14 @@ SELECT id, name FROM people WHERE color = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: EnumArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1092,6 +1134,14 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: HeaderArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1148,6 +1198,14 @@ SELECT id, name FROM people WHERE age = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: IntArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1204,6 +1262,14 @@ SELECT id, name FROM people WHERE name LIKE ('%' || ? || '%') ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: LikeArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1260,6 +1326,14 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: PathArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1316,6 +1390,14 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: RegexArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1372,6 +1454,14 @@ SELECT id, name FROM people WHERE name = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: StringArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1428,6 +1518,14 @@ SELECT id, name FROM people WHERE wake = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: TimeArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1484,6 +1582,14 @@ SELECT id, name FROM people WHERE seen = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: TimestampArgs::plan_request,
         },
         ::flapi::runtime::EndpointDef {
@@ -1540,6 +1646,14 @@ SELECT id, name FROM people WHERE uid = ? ORDER BY id
             rate_limit: ::core::option::Option::None,
             tool_rate_limit: ::core::option::Option::None,
             query_timeout_ms: ::core::option::Option::None,
+            log_queries: false,
+            page_bounds: ::flapi::runtime::PageBoundsDef {
+                limit_min: 0u64,
+                limit_max: ::core::option::Option::None,
+                offset_min: 0u64,
+                offset_max: ::core::option::Option::None,
+            },
+            heartbeat: ::core::option::Option::None,
             plan: UuidArgs::plan_request,
         },
     ],

@@ -569,6 +569,18 @@ fn emit_endpoint(endpoint: &Endpoint, log_queries: bool) -> (TokenStream, TokenS
         quote!(::flapi::runtime::ShapingDef { max_rows: #max_rows, redact: &[#(#redact),*], sample: #sample })
     };
     let shadow = endpoint.shadow;
+    let heartbeat = opt(endpoint.heartbeat.as_ref().map(|params| {
+        let params = params.iter().map(|(k, v)| quote!((#k, #v)));
+        quote!(&[#(#params),*])
+    }));
+    let page_bounds = {
+        let b = &endpoint.page_bounds;
+        let limit_min = b.limit_min.unwrap_or(0);
+        let offset_min = b.offset_min.unwrap_or(0);
+        let limit_max = opt(b.limit_max);
+        let offset_max = opt(b.offset_max);
+        quote!(::flapi::runtime::PageBoundsDef { limit_min: #limit_min, limit_max: #limit_max, offset_min: #offset_min, offset_max: #offset_max })
+    };
     let def = quote! {
         ::flapi::runtime::EndpointDef {
             id: #id,
@@ -595,6 +607,8 @@ fn emit_endpoint(endpoint: &Endpoint, log_queries: bool) -> (TokenStream, TokenS
             tool_rate_limit: #tool_rate_limit,
             query_timeout_ms: #query_timeout,
             log_queries: #log_queries,
+            page_bounds: #page_bounds,
+            heartbeat: #heartbeat,
             plan: #args::plan_request,
         }
     };
@@ -815,6 +829,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
     let description = opt_str(project.description.as_deref());
     let hash = &project.source_hash;
     let base_dir = project.base_dir.display().to_string();
+    let heartbeat_seconds = opt(project.heartbeat_seconds);
     let connections = project.connections.iter().map(|c| {
         let name = &c.name;
         let init = opt_str(c.init.as_deref());
@@ -874,6 +889,7 @@ pub fn emit(project: &Project, openapi_json: &str, options: &EmitOptions) -> Tok
             description: #description,
             source_hash: #hash,
             base_dir: #base_dir,
+            heartbeat_seconds: #heartbeat_seconds,
             connections: &[#(#connections),*],
             duckdb: ::flapi::runtime::DuckdbDef {
                 db_path: #db_path,

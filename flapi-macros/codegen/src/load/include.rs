@@ -116,7 +116,8 @@ pub fn apply(
         let chosen: Vec<(Node, Node)> = match &include.section {
             None => theirs,
             Some(section) => {
-                let names: Vec<String> = theirs.iter().filter_map(|(k, _)| k.scalar_text()).collect();
+                let names: Vec<String> =
+                    theirs.iter().filter_map(|(k, _)| k.scalar_text()).collect();
                 match theirs
                     .into_iter()
                     .find(|(k, _)| k.scalar_text().as_deref() == Some(section.as_str()))
@@ -143,7 +144,10 @@ pub fn apply(
                 diags.error(
                     &include.loc,
                     name.clone(),
-                    format!("`{name}` is both written in this file and included from `{}`", include.path),
+                    format!(
+                        "`{name}` is both written in this file and included from `{}`",
+                        include.path
+                    ),
                     Some("keep one of the two".into()),
                 );
                 continue;
@@ -178,7 +182,8 @@ mod tests {
     #[test]
     fn env_paths_and_conditions_are_refused() {
         let mut diags = Diagnostics::new();
-        let text = "{{include:auth from {{env.DIR}}/c.yaml}}\n{{include:auth from c.yaml if env.PROD}}\n";
+        let text =
+            "{{include:auth from {{env.DIR}}/c.yaml}}\n{{include:auth from c.yaml if env.PROD}}\n";
         let (_, found) = scan(Path::new("a.yaml"), text, &mut diags);
         assert!(found.is_empty());
         assert_eq!(diags.into_sorted().len(), 2);

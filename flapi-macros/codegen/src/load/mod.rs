@@ -253,10 +253,22 @@ const PROJECT_KEYS: &[&str] = &[
 
 /// Keys of flapi.yaml that flAPI reads and flapi has no use for.
 const IGNORED_PROJECT_KEYS: &[(&str, &str)] = &[
-    ("version", "flAPI's marker of its file format; the build reads the format itself"),
-    ("server", "flAPI's server block is not read; flapi serves on `http-host` and `http-port`"),
-    ("server-name", "flAPI uses it as a name in its logs; flapi serves on `http-host`"),
-    ("storage", "flAPI's response-cache settings; flapi keeps no response cache"),
+    (
+        "version",
+        "flAPI's marker of its file format; the build reads the format itself",
+    ),
+    (
+        "server",
+        "flAPI's server block is not read; flapi serves on `http-host` and `http-port`",
+    ),
+    (
+        "server-name",
+        "flAPI uses it as a name in its logs; flapi serves on `http-host`",
+    ),
+    (
+        "storage",
+        "flAPI's response-cache settings; flapi keeps no response cache",
+    ),
     (
         "environment-whitelist",
         "flAPI reads the whitelist from `template.environment-whitelist`; move the patterns there",
@@ -517,7 +529,10 @@ fn load_connections(node: &Node, diags: &mut Diagnostics) -> Vec<RawConnection> 
                 ),
             }
         }
-        map.finish(&["init", "properties", "log-queries", "log-parameters"], diags);
+        map.finish(
+            &["init", "properties", "log-queries", "log-parameters"],
+            diags,
+        );
         out.push(connection);
     }
     out
@@ -558,7 +573,12 @@ fn load_operation(node: &Node, diags: &mut Diagnostics) -> Option<Sp<String>> {
         let _ = opt(&mut map, key, diags, expect_bool);
     }
     map.finish(
-        &["type", "returns-data", "transaction", "validate-before-write"],
+        &[
+            "type",
+            "returns-data",
+            "transaction",
+            "validate-before-write",
+        ],
         diags,
     );
     if kind.is_none() {
@@ -600,7 +620,10 @@ fn load_heartbeat(node: &Node, project: bool, diags: &mut Diagnostics) -> Option
                 _ => diags.error(
                     &params.loc,
                     "heartbeat.params",
-                    format!("expected a mapping of argument names, found {}", params.type_name()),
+                    format!(
+                        "expected a mapping of argument names, found {}",
+                        params.type_name()
+                    ),
                     None,
                 ),
             }

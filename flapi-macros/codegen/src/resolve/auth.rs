@@ -524,9 +524,11 @@ pub fn resolve_auth(
             .auth
             .as_ref()
             .is_some_and(|a| a.jwt_secret.is_some())
-        || endpoints
-            .iter()
-            .any(|e| e.auth.as_ref().is_some_and(|a| !a.users.is_empty() || a.jwt_secret.is_some()));
+        || endpoints.iter().any(|e| {
+            e.auth
+                .as_ref()
+                .is_some_and(|a| !a.users.is_empty() || a.jwt_secret.is_some())
+        });
     if (settings.rest || settings.mcp || any_endpoint_auth) && !declared {
         let loc = project
             .auth
@@ -694,7 +696,10 @@ fn merge_bearer(
             Some(existing) if *existing != issuer.value => diags.error(
                 &issuer.loc,
                 format!("{}.jwt-issuer", auth.path),
-                format!("the JWT issuer is already `{existing}`; this one is `{}`", issuer.value),
+                format!(
+                    "the JWT issuer is already `{existing}`; this one is `{}`",
+                    issuer.value
+                ),
                 Some("use one issuer for the whole server".into()),
             ),
             _ => settings.issuer = Some(issuer.value.clone()),

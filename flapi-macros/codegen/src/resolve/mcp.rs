@@ -166,15 +166,25 @@ pub fn input_schema(endpoint: &Endpoint, default_limit: u64, max_limit: u64) -> 
         properties.insert(field.name.clone(), argument_schema(field));
     }
     if endpoint.paginate {
-        properties.insert(
-            "limit".into(),
-            json!({"type": "integer", "minimum": 0, "maximum": max_limit, "default": default_limit,
-                "description": format!("Rows to return, at most {max_limit}.")}),
-        );
+        properties.insert("limit".into(), {
+            let b = &endpoint.page_bounds;
+            let max = b.limit_max.map_or(max_limit, |m| m.min(max_limit));
+            let min = b.limit_min.unwrap_or(0).min(max);
+            let default = default_limit.clamp(min, max);
+            json!({"type": "integer", "minimum": min, "maximum": max, "default": default,
+                    "description": format!("Rows to return, at most {max}.")})
+        });
         properties.insert(
             "offset".into(),
-            json!({"type": "integer", "minimum": 0, "default": 0,
-                "description": "Rows to skip, for the next page."}),
+            {
+                let b = &endpoint.page_bounds;
+                let mut schema = json!({"type": "integer", "minimum": b.offset_min.unwrap_or(0), "default": b.offset_min.unwrap_or(0),
+                    "description": "Rows to skip, for the next page."});
+                if let Some(max) = b.offset_max {
+                    schema["maximum"] = json!(max);
+                }
+                schema
+            },
         );
     }
     let required: Vec<&str> = endpoint

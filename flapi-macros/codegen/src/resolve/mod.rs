@@ -21,7 +21,7 @@ use crate::load::yaml::Sp;
 use crate::load::{RawEndpoint, RawField, RawProject, RawRoles, RawValidator};
 use crate::resolve::model::{
     Access, AuthSettings, BindSource, Connection, DuckdbSettings, Endpoint, Field, FieldIn,
-    FieldType, Project, SqlValidation,
+    FieldType, PageBounds, Project, SqlValidation,
 };
 use compile::TemplateInput;
 use mustache::SourceMap;
@@ -101,6 +101,26 @@ pub fn resolve_project(
     }
 
     let duckdb = resolve_duckdb(dir, raw, diags);
+    // flAPI's heartbeat worker: on when `heartbeat.enabled`, every
+    // `worker-interval` seconds (flAPI's default, 10).
+    let heartbeat_seconds = raw.heartbeat.as_ref().and_then(|h| {
+        if !h.enabled.as_ref().is_some_and(|e| e.value) {
+            return None;
+        }
+        match &h.worker_interval {
+            None => Some(10),
+            Some(v) if (1..=86_400).contains(&v.value) => Some(v.value as u64),
+            Some(v) => {
+                diags.error(
+                    &v.loc,
+                    "heartbeat.worker-interval",
+                    "must be 1 to 86400 seconds",
+                    None,
+                );
+                None
+            }
+        }
+    });
     let http_port = raw
         .http_port
         .as_ref()
@@ -272,6 +292,7 @@ pub fn resolve_project(
                 None
             }
         });
+        endpoint.heartbeat = resolve_heartbeat(raw_endpoint, &endpoint, heartbeat_seconds, diags);
         let count = ids.entry(endpoint.id.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -296,6 +317,7 @@ pub fn resolve_project(
     crate::check::hygiene::scan_project(dir, raw, endpoints, &mut files_read, diags);
 
     Project {
+        heartbeat_seconds,
         name,
         description: raw.project_description.as_ref().map(|d| d.value.clone()),
         base_dir: dir.to_path_buf(),
@@ -618,7 +640,10 @@ fn pass_through_setting(
     }
     let (message, help) = if SANDBOX_SETTINGS.contains(&lower.as_str()) {
         (
-            format!("DuckDB setting `{}` is set by flapi's sandbox and cannot be changed by a project", name.value),
+            format!(
+                "DuckDB setting `{}` is set by flapi's sandbox and cannot be changed by a project",
+                name.value
+            ),
             "remove it; data folders are listed under `duckdb.allowed-directories`".to_string(),
         )
     } else {
@@ -632,9 +657,24 @@ fn pass_through_setting(
             "pool-size",
         ];
         (
-            format!("unknown key `{}`: not a flapi key, nor a DuckDB setting flapi passes through", name.value),
-            did_you_mean(&name.value, known.iter().copied().chain(PASS_THROUGH_SETTINGS.iter().copied()))
-                .unwrap_or_else(|| format!("flapi keys here: {}; DuckDB settings passed through: {}", known.join(", "), PASS_THROUGH_SETTINGS.join(", "))),
+            format!(
+                "unknown key `{}`: not a flapi key, nor a DuckDB setting flapi passes through",
+                name.value
+            ),
+            did_you_mean(
+                &name.value,
+                known
+                    .iter()
+                    .copied()
+                    .chain(PASS_THROUGH_SETTINGS.iter().copied()),
+            )
+            .unwrap_or_else(|| {
+                format!(
+                    "flapi keys here: {}; DuckDB settings passed through: {}",
+                    known.join(", "),
+                    PASS_THROUGH_SETTINGS.join(", ")
+                )
+            }),
         )
     };
     diags.error(&name.loc, key, message, Some(help));
@@ -771,7 +811,10 @@ fn resolve_endpoint(
         diags.error(
             &kind.loc,
             "operation.type",
-            format!("operation type `{}` is not supported yet; this version serves read endpoints", kind.value),
+            format!(
+                "operation type `{}` is not supported yet; this version serves read endpoints",
+                kind.value
+            ),
             Some("write `type: Read`, or remove the `operation` block".into()),
         );
     }
@@ -815,7 +858,11 @@ fn resolve_endpoint(
         .map(|b| b.value)
         .unwrap_or(true);
     let mut fields: Vec<Field> = Vec::new();
+    let mut page_bounds = PageBounds::default();
     for raw_field in &raw.request {
+        if paginate && page_field(raw_field, &mut page_bounds, diags) {
+            continue;
+        }
         if let Some(field) = resolve_field(raw_field, paginate, diags) {
             if fields.iter().any(|f| f.name == field.name) {
                 diags.error(
@@ -984,6 +1031,7 @@ fn resolve_endpoint(
         fields,
         connection,
         paginate,
+        page_bounds,
         strict_fields: raw
             .request_fields_validation
             .as_ref()
@@ -996,7 +1044,44 @@ fn resolve_endpoint(
         rate_limit: None,
         tool_rate_limit: None,
         query_timeout_ms: None,
+        heartbeat: None,
     })
+}
+
+/// An endpoint's `heartbeat: {enabled, params}`: the arguments the worker
+/// calls it with. Each parameter must be a field of the endpoint.
+fn resolve_heartbeat(
+    raw: &RawEndpoint,
+    endpoint: &Endpoint,
+    worker: Option<u64>,
+    diags: &mut Diagnostics,
+) -> Option<Vec<(String, String)>> {
+    let h = raw.heartbeat.as_ref()?;
+    if !h.enabled.as_ref().is_some_and(|e| e.value) {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (name, value) in &h.params {
+        if endpoint.fields.iter().any(|f| f.name == name.value) {
+            params.push((name.value.clone(), value.value.clone()));
+        } else {
+            diags.error(
+                &name.loc,
+                format!("heartbeat.params.{}", name.value),
+                format!("`{}` is not a request field of this endpoint", name.value),
+                did_you_mean(&name.value, endpoint.fields.iter().map(|f| f.name.as_str())),
+            );
+        }
+    }
+    if worker.is_none() {
+        diags.warning(
+            &h.loc,
+            "heartbeat",
+            "this endpoint's heartbeat never runs: the heartbeat worker is off",
+            Some("set `heartbeat: {enabled: true}` in flapi.yaml".into()),
+        );
+    }
+    Some(params)
 }
 
 pub fn rust_field_name(name: &str) -> String {
@@ -1017,6 +1102,68 @@ pub fn rust_field_name(name: &str) -> String {
         out.push('_');
     }
     out
+}
+
+/// flAPI declares a paginated endpoint's `limit` and `offset` as request
+/// fields; here they are the page window's parameters (not SQL values),
+/// and an int validator's `min`/`max` bound them. `true` when `raw` is one.
+fn page_field(raw: &RawField, bounds: &mut PageBounds, diags: &mut Diagnostics) -> bool {
+    let Some(name) = &raw.field_name else {
+        return false;
+    };
+    let is_limit = match name.value.as_str() {
+        "limit" => true,
+        "offset" => false,
+        _ => return false,
+    };
+    if raw
+        .field_in
+        .as_ref()
+        .is_some_and(|f| !f.value.eq_ignore_ascii_case("query"))
+    {
+        return false;
+    }
+    let bound = |v: &Option<Sp<String>>, key: &str, diags: &mut Diagnostics| {
+        v.as_ref()
+            .and_then(|v| match v.value.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    diags.error(
+                        &v.loc,
+                        format!("{}.{key}", raw.path),
+                        format!(
+                            "`{}` bounds a page window: it must be a non-negative integer",
+                            v.value
+                        ),
+                        None,
+                    );
+                    None
+                }
+            })
+    };
+    for v in &raw.validators {
+        match v.kind.as_ref().map(|k| k.value.as_str()) {
+            Some("int") | Some("integer") | None => {}
+            Some(other) => {
+                diags.error(
+                    v.kind.as_ref().map(|k| &k.loc).unwrap_or(&v.loc),
+                    format!("{}.type", v.path),
+                    format!("`{}` is the page window's {}: its validator must be `type: int`, not `{other}`", name.value, if is_limit { "size" } else { "start" }),
+                    None,
+                );
+                continue;
+            }
+        }
+        let (min, max) = (bound(&v.min, "min", diags), bound(&v.max, "max", diags));
+        if is_limit {
+            bounds.limit_min = min.or(bounds.limit_min);
+            bounds.limit_max = max.or(bounds.limit_max);
+        } else {
+            bounds.offset_min = min.or(bounds.offset_min);
+            bounds.offset_max = max.or(bounds.offset_max);
+        }
+    }
+    true
 }
 
 fn resolve_field(raw: &RawField, paginate: bool, diags: &mut Diagnostics) -> Option<Field> {

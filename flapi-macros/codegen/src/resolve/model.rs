@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
 pub struct Project {
+    /// flAPI's heartbeat worker: seconds between rounds, when enabled.
+    pub heartbeat_seconds: Option<u64>,
     pub name: String,
     pub description: Option<String>,
     /// The project folder, absolute; the default base for relative data
@@ -113,6 +115,16 @@ pub struct DuckdbSettings {
     pub pool_size: Option<u32>,
     /// DuckDB settings passed through (`PASS_THROUGH_SETTINGS`), lower case.
     pub settings: Vec<(String, String)>,
+}
+
+/// flAPI's explicit `limit` and `offset` request fields on a paginated
+/// endpoint: the window's own parameters, bounded by their int validator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageBounds {
+    pub limit_min: Option<u64>,
+    pub limit_max: Option<u64>,
+    pub offset_min: Option<u64>,
+    pub offset_max: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +253,8 @@ pub struct Endpoint {
     pub fields: Vec<Field>,
     pub connection: Option<String>,
     pub paginate: bool,
+    /// Bounds of `limit`/`offset` from flAPI's explicit page fields.
+    pub page_bounds: PageBounds,
     pub strict_fields: bool,
     pub sql_validation: SqlValidation,
     pub template: CompiledTemplate,
@@ -256,6 +270,9 @@ pub struct Endpoint {
     pub tool_rate_limit: Option<crate::resolve::edge::RateLimit>,
     /// This endpoint's query deadline, instead of `duckdb.query-timeout-ms`.
     pub query_timeout_ms: Option<u64>,
+    /// flAPI's `heartbeat`: the arguments the worker calls this endpoint
+    /// with, when enabled.
+    pub heartbeat: Option<Vec<(String, String)>>,
 }
 
 impl Endpoint {

@@ -126,7 +126,7 @@ pub fn parse(map: &SourceMap<'_>, diags: &mut Diagnostics) -> Vec<Part> {
         if is_else {
             match (stack.pop(), helpers.last().copied().flatten()) {
                 (Some((open_name, inverted, offset, parent)), Some(_)) => {
-                    let children = std::mem::replace(&mut current, Vec::new());
+                    let children = std::mem::take(&mut current);
                     let mut parent = parent;
                     parent.push(Part::Section {
                         name: open_name.clone(),
@@ -300,7 +300,8 @@ mod tests {
 
     #[test]
     fn handlebars_if_else_and_unless_are_sections() {
-        let (parts, errors) = parsed("a{{#if params.x}}b{{else}}c{{/if}}d{{#unless params.y}}e{{/unless}}");
+        let (parts, errors) =
+            parsed("a{{#if params.x}}b{{else}}c{{/if}}d{{#unless params.y}}e{{/unless}}");
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
             strip_offsets(parts),
