@@ -172,33 +172,32 @@ fn load_endpoints(
             continue;
         };
         let base = file.parent().unwrap_or(dir).to_path_buf();
-        let mut read =
-            |include: &load::include::Include, _: &Path, diags: &mut diag::Diagnostics| {
-                let value = load::yaml::Sp::new(include.path.clone(), include.loc.clone());
-                let path = load::paths::inside(dir, &base, &value, "include", diags)?;
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    diags.error(
-                        &include.loc,
-                        "",
-                        format!("included file `{}` cannot be read", include.path),
-                        Some("name a YAML file of the project, relative to this file".into()),
-                    );
-                    return None;
-                };
-                let (text, nested) = load::include::scan(&path, &text, diags);
-                if let Some(first) = nested.first() {
-                    diags.error(
-                        &first.loc,
-                        "",
-                        "an included file cannot include others",
-                        Some("include each file from the endpoint file itself".into()),
-                    );
-                }
-                included.insert(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
-                load::yaml::parse(&path, &text, diags)
+        let mut read = |include: &load::include::Include, diags: &mut diag::Diagnostics| {
+            let value = load::yaml::Sp::new(include.path.clone(), include.loc.clone());
+            let path = load::paths::inside(dir, &base, &value, "include", diags)?;
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                diags.error(
+                    &include.loc,
+                    "",
+                    format!("included file `{}` cannot be read", include.path),
+                    Some("name a YAML file of the project, relative to this file".into()),
+                );
+                return None;
             };
+            let (text, nested) = load::include::scan(&path, &text, diags);
+            if let Some(first) = nested.first() {
+                diags.error(
+                    &first.loc,
+                    "",
+                    "an included file cannot include others",
+                    Some("include each file from the endpoint file itself".into()),
+                );
+            }
+            included.insert(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+            load::yaml::parse(&path, &text, diags).map(|node| (path, node))
+        };
         let mut extra = Vec::new();
-        load::include::apply(&mut root, &includes, &base, &mut read, &mut extra, diags);
+        load::include::apply(&mut root, &includes, &mut read, &mut extra, diags);
         files_read.append(&mut extra);
         parsed.push((file.clone(), root));
     }

@@ -84,14 +84,16 @@ pub fn scan(file: &Path, text: &str, diags: &mut Diagnostics) -> (String, Vec<In
     (out, found)
 }
 
-/// Adds the included entries to `root` (a mapping). `read` parses a file
-/// of the project (already checked to be inside it); each file it returns
-/// is recorded in `files`.
+/// Finds, checks and parses the file an include names: its path and tree.
+pub type ReadInclude<'a> = dyn FnMut(&Include, &mut Diagnostics) -> Option<(PathBuf, Node)> + 'a;
+
+/// Adds the included entries to `root` (a mapping). `read` finds, checks
+/// and parses the file an include names; each path it returns is recorded
+/// in `files`.
 pub fn apply(
     root: &mut Node,
     includes: &[Include],
-    base: &Path,
-    read: &mut dyn FnMut(&Include, &Path, &mut Diagnostics) -> Option<Node>,
+    read: &mut ReadInclude<'_>,
     files: &mut Vec<PathBuf>,
     diags: &mut Diagnostics,
 ) {
@@ -99,11 +101,10 @@ pub fn apply(
         return;
     };
     for include in includes {
-        let path = base.join(&include.path);
-        let Some(included) = read(include, &path, diags) else {
+        let Some((path, included)) = read(include, diags) else {
             continue;
         };
-        files.push(path.clone());
+        files.push(path);
         let Kind::Map(theirs) = included.kind else {
             diags.error(
                 &include.loc,

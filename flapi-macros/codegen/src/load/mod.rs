@@ -152,6 +152,18 @@ pub struct RawConnection {
     pub log_parameters: Option<Sp<bool>>,
 }
 
+/// The keys of `duckdb:` that are flapi's own; every other key is a DuckDB
+/// setting passed through (checked when resolved).
+pub const DUCKDB_KEYS: &[&str] = &[
+    "db_path",
+    "access_mode",
+    "threads",
+    "max_memory",
+    "allowed-directories",
+    "query-timeout-ms",
+    "pool-size",
+];
+
 #[derive(Debug, Default)]
 pub struct RawDuckdb {
     pub db_path: Option<Sp<String>>,
@@ -333,7 +345,7 @@ pub fn load_project(file: &Path, root: &Node, diags: &mut Diagnostics) -> RawPro
                 d.settings.push((Sp::new(name, key.loc.clone()), text));
             }
         }
-        duck.finish(&[], diags);
+        duck.finish(DUCKDB_KEYS, diags);
     }
 
     if let Some(node) = map.take("pagination")

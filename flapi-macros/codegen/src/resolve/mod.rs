@@ -647,15 +647,7 @@ fn pass_through_setting(
             "remove it; data folders are listed under `duckdb.allowed-directories`".to_string(),
         )
     } else {
-        let known = [
-            "db_path",
-            "access_mode",
-            "threads",
-            "max_memory",
-            "allowed-directories",
-            "query-timeout-ms",
-            "pool-size",
-        ];
+        let known = crate::load::DUCKDB_KEYS;
         (
             format!(
                 "unknown key `{}`: not a flapi key, nor a DuckDB setting flapi passes through",
