@@ -73,6 +73,11 @@ fn duckdb_settings_pass_through_an_allowlist_only() {
             "no_such_setting: 1",
             "not a flapi key, nor a DuckDB setting",
         ),
+        ("timezone: UTC", "not a flapi key, nor a DuckDB setting"),
+        (
+            "calendar: gregorian",
+            "not a flapi key, nor a DuckDB setting",
+        ),
     ] {
         let config = format!("project-name: f\nduckdb:\n  {setting}\n");
         let errors = errors(&[

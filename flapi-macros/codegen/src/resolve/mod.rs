@@ -569,8 +569,9 @@ pub const PASS_THROUGH_SETTINGS: &[&str] = &[
     "default_order",
     "default_null_order",
     "preserve_insertion_order",
-    "timezone",
-    "calendar",
+    // Not `timezone` or `calendar`: they belong to the ICU extension, and
+    // naming one at open makes DuckDB install and load ICU (network, a
+    // file written, native code) before the sandbox is applied.
     "default_collation",
     "integer_division",
     "enable_object_cache",
